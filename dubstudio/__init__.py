@@ -1,0 +1,3 @@
+"""dubstudio: a local-first AI dubbing studio."""
+
+__version__ = "0.1.0"

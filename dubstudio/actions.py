@@ -1,0 +1,106 @@
+"""Use cases: what the API, the UI and the CLI call. Each checks its input before anything is written."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from . import languages
+from .auth.local import LOCAL_USER_ID
+from .config import Settings
+from .db.models import Job, JobEvent, LanguageTask, User
+from .errors import BadInput, NotFound
+from .pipeline import ingest
+from .pipeline.audio import sha256_file
+from .storage.local import LocalStorage
+from .vendors import registry
+
+
+def _suffix(filename: str) -> str:
+    m = re.search(r"\.([A-Za-z0-9]{1,8})$", filename)
+    return f".{m[1].lower()}" if m else ""
+
+
+async def ensure_local_user(session: AsyncSession) -> User:
+    user = await session.get(User, LOCAL_USER_ID)
+    if user is None:
+        user = User(id=LOCAL_USER_ID, name="Local user")
+        session.add(user)
+        await session.flush()
+    return user
+
+
+def check_job_request(settings: Settings, source_language: str, targets: str | list[str]) -> tuple[str, list[str]]:
+    """Languages known and the engines configured: refused before any upload is stored."""
+    src = "auto" if source_language.strip().lower() == "auto" else languages.check(source_language)
+    dst = languages.parse_list(targets)
+    if src in dst:
+        raise BadInput(f"The source language {src!r} is also a target.", hint="Remove it from the targets.")
+    registry.translator(settings)  # raises TranslatorNotConfigured with the fix
+    return src, dst
+
+
+async def create_job(settings: Settings, session: AsyncSession, storage: LocalStorage, user_id: str,
+                     filename: str, chunks: AsyncIterator[bytes] | Iterable[bytes], source_language: str = "en",
+                     targets: str | list[str] = "es", options: dict[str, Any] | None = None) -> Job:
+    """Store the file under a new job, check it is usable media and record the job; the caller queues
+    it. A refused file leaves nothing behind."""
+    src, dst = check_job_request(settings, source_language, targets)
+    job_id = uuid.uuid4().hex
+    key = f"jobs/{job_id}/input/source{_suffix(filename)}"
+    try:
+        await storage.write_stream(key, chunks)
+        path = storage.local_path(key)
+        info = ingest.check_input(path, settings.max_duration)
+        job = Job(id=job_id, user_id=user_id, status="queued", source_language=src,
+                  source_filename=filename[-255:] or "upload", source_path=key, source_sha256=sha256_file(path),
+                  duration=info.duration, options=options or {}, progress=0.0,
+                  languages=[LanguageTask(language=lang, status="queued", progress=0.0) for lang in dst])
+        session.add(job)
+        session.add(JobEvent(job_id=job_id, kind="created", message=f"dub {filename} into {', '.join(dst)}"))
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        storage.delete_prefix(f"jobs/{job_id}")
+        raise
+    return job
+
+
+async def list_jobs(session: AsyncSession, user_id: str, limit: int = 50, offset: int = 0) -> list[Job]:
+    q = (select(Job).where(Job.user_id == user_id, Job.status != "deleted").options(selectinload(Job.languages))
+         .order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
+    return list((await session.execute(q)).scalars().all())
+
+
+async def get_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
+    """The caller's job, or NotFound (never a hint that another user's job exists)."""
+    q = (select(Job).where(Job.id == job_id, Job.user_id == user_id)
+         .options(selectinload(Job.languages), selectinload(Job.artifacts)))
+    job = (await session.execute(q)).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"No job {job_id!r}.", hint="List your jobs with GET /api/v1/jobs.")
+    return job
+
+
+def job_view(job: Job, *, detail: bool = False) -> dict[str, Any]:
+    """The JSON shape of a job, shared by the API and the UI."""
+    out: dict[str, Any] = {
+        "id": job.id, "status": job.status, "stage": job.stage, "progress": round(job.progress, 4),
+        "source_language": job.source_language, "source_filename": job.source_filename,
+        "duration": job.duration, "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "languages": {t.language: {"status": t.status, "stage": t.stage, "progress": round(t.progress, 4),
+                                   "error": {"code": t.error_code, "message": t.error_message}
+                                   if t.error_code else None} for t in job.languages},
+    }
+    if detail:
+        out["artifacts"] = [{"language": a.language, "kind": a.kind, "path": a.path, "sha256": a.sha256,
+                             "bytes": a.bytes} for a in job.artifacts]
+    return out

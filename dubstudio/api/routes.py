@@ -1,0 +1,56 @@
+"""/api/v1: health and jobs (local mode: the file comes in the request, as multipart)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from .. import __version__, actions
+from ..errors import NotFound
+from .deps import CurrentUser, ServicesDep, SessionDep
+from .schemas import ErrorBody, Health, JobList, JobOut
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 422, 500, 507)}
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+@router.get("/health", response_model=Health, tags=["health"])
+async def health() -> dict[str, Any]:
+    return {"status": "ok", "version": __version__}
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1 << 20):
+        yield chunk
+
+
+@router.post("/jobs", response_model=JobOut, status_code=201, tags=["jobs"])
+async def create_job(user: CurrentUser, svc: ServicesDep, session: SessionDep,
+                     file: Annotated[UploadFile, File(description="The audio or video to dub.")],
+                     target_languages: Annotated[str, Form(description="Comma-separated codes, e.g. `es,fr`.")],
+                     source_language: Annotated[str, Form()] = "en") -> dict[str, Any]:
+    job = await actions.create_job(svc.settings, session, svc.storage, user, file.filename or "upload",
+                                   _chunks(file), source_language, target_languages)
+    svc.queue.enqueue(job.id)
+    return actions.job_view(await actions.get_job(session, user, job.id), detail=True)
+
+
+@router.get("/jobs", response_model=JobList, tags=["jobs"])
+async def list_jobs(user: CurrentUser, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    jobs = await actions.list_jobs(session, user, limit, offset)
+    return {"jobs": [actions.job_view(j) for j in jobs], "limit": limit, "offset": offset}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+async def get_job(job_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown(rest: str) -> None:
+    raise NotFound(f"No API route /api/v1/{rest}.", hint="See /docs for the routes.")

@@ -1,0 +1,63 @@
+"""Pydantic shapes at the HTTP edge only (they document /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Problem(BaseModel):
+    code: str | None
+    message: str | None
+
+
+class LanguageOut(BaseModel):
+    status: str
+    stage: str | None
+    progress: float
+    error: Problem | None
+
+
+class ArtifactOut(BaseModel):
+    language: str | None
+    kind: str
+    path: str
+    sha256: str
+    bytes: int
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str
+    stage: str | None
+    progress: float
+    source_language: str
+    source_filename: str
+    duration: float | None
+    created_at: str
+    finished_at: str | None
+    error: Problem | None
+    languages: dict[str, LanguageOut]
+    artifacts: list[ArtifactOut] = []
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    limit: int
+    offset: int

@@ -1,0 +1,60 @@
+"""build(settings): the JSON API, the UI pages, and start-up/shut-down on NiceGUI's FastAPI app.
+
+Routes and pages are registered by calling build() (not at import), so NiceGUI's test fixture, which
+clears routes between tests, gets them back each time its main file runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nicegui import app
+
+from .actions import ensure_local_user
+from .api import errors as api_errors
+from .api.routes import router
+from .config import Settings
+from .runtime import Database, prepare
+from .services import Services
+from .tasks import Queue, requeue
+from .ui import pages
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: Settings, *, consumer: bool = True) -> None:
+    """Prepare the data folder and schema, then register everything on NiceGUI's app.
+
+    `consumer`: run the queue's consumer in this process (the desktop, or `serve --headless` without
+    separate workers)."""
+    storage = prepare(settings)
+    api_errors.install(app)
+    app.include_router(router)
+    pages.register()
+    state: dict[str, object] = {}
+
+    async def startup() -> None:
+        queue = Queue(settings)
+        svc = Services(settings=settings, db=Database.connect(settings), storage=storage, queue=queue)
+        app.state.services = svc
+        async with svc.db.session() as s, s.begin():
+            await ensure_local_user(s)
+        stale = await requeue(queue, svc.db)
+        if stale:
+            log.info("requeued %d job(s) left running by a stopped process", len(stale))
+        if consumer:
+            c = queue.consumer(in_process=True)
+            c.start()
+            state["consumer"] = c
+
+    async def shutdown() -> None:
+        svc: Services = app.state.services
+        c = state.pop("consumer", None)
+        if c is not None:
+            c.stop(graceful=False)  # type: ignore[attr-defined]
+        if svc.queue.running:  # interrupted mid-job: back on the queue, resumed from its last stage
+            await requeue(svc.queue, svc.db, set(svc.queue.running))
+        await svc.db.close()
+
+    app.on_startup(startup)
+    app.on_shutdown(shutdown)

@@ -1,0 +1,147 @@
+"""The command line: thin adapters over actions. Failures print one plain line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Settings
+from .errors import DubError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dubstudio", description="A local-first AI dubbing studio.")
+    p.add_argument("--version", action="version", version=f"dubstudio {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    s = sub.add_parser("serve", help="serve the UI and the JSON API (and run a queue consumer)")
+    s.add_argument("--headless", action="store_true", help="do not open a browser")
+    s.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default 8080)")
+    s.add_argument("--no-worker", action="store_true", help="leave the queue to `dubstudio worker` processes")
+    sub.add_parser("worker", help="run a queue consumer process")
+    d = sub.add_parser("dub", help="dub one file from the command line")
+    d.add_argument("file", type=Path)
+    d.add_argument("--to", required=True, help="target languages, comma-separated, e.g. es,fr")
+    d.add_argument("--from", dest="source", default="en", help="source language (default en)")
+    d.add_argument("--out", type=Path, help="output folder (default: FILE's name + .dub beside it)")
+    sub.add_parser("token", help="print the local API token")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_espeak-server"]:  # the offline voice's helper process, also when frozen
+        from .vendors.offline.espeak import serve_forever
+
+        serve_forever()
+        return 0
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "worker":
+            return _worker(settings)
+        if args.command == "dub":
+            return asyncio.run(_dub(settings, args.file, args.to, args.source, args.out))
+        if args.command == "token":
+            return _token(settings)
+        _parser().print_help()
+        return 0
+    except DubError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from nicegui import ui
+
+    from .app import build
+
+    host, port = args.host or settings.host, args.port or settings.port
+    build(settings, consumer=not args.no_worker)
+    ui.run(host=host, port=port, title="dubstudio", reload=False, show=not args.headless and settings.open_browser,
+           show_welcome_message=False, fastapi_docs=True, uvicorn_logging_level="warning")
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    from .runtime import Database, prepare
+    from .tasks import Queue, requeue
+
+    prepare(settings)
+    queue = Queue(settings)
+
+    async def stale() -> None:
+        db = Database.connect(settings)
+        try:
+            await requeue(queue, db)
+        finally:
+            await db.close()
+
+    asyncio.run(stale())
+    queue.consumer(in_process=False).run()
+    return 0
+
+
+def _token(settings: Settings) -> int:
+    from .auth.local import api_token, token_location
+
+    token = api_token(settings)
+    print(token)
+    print(f"(stored in {token_location(settings)})", file=sys.stderr)
+    return 0
+
+
+async def _dub(settings: Settings, file: Path, targets: str, source: str, out: Path | None) -> int:
+    from tqdm import tqdm
+
+    from . import actions
+    from .pipeline.run import export
+    from .runtime import Database, prepare
+    from .tasks import Queue, in_daemon_thread
+
+    if not file.is_file():
+        raise DubError(f"No file at {file}.", hint="Check the path.")
+    actions.check_job_request(settings, source, targets)
+    storage = await asyncio.to_thread(prepare, settings)
+    db = Database.connect(settings)
+    try:
+        async with db.session() as s:
+            await actions.ensure_local_user(s)
+            await s.commit()
+            with file.open("rb") as f:
+                job = await actions.create_job(settings, s, storage, "local", file.name,
+                                               iter(lambda: f.read(1 << 20), b""), source, targets)
+        queue = Queue(settings)
+        run = asyncio.ensure_future(in_daemon_thread(queue.run_job.call_local, job.id))
+        with tqdm(total=100, unit="%", desc="queued", file=sys.stderr,
+                  bar_format="{desc:<14} {bar} {n_fmt}% [{elapsed}]") as bar:
+            while True:
+                done = run.done()
+                async with db.session() as s:
+                    current = await actions.get_job(s, "local", job.id)
+                bar.set_description_str(current.stage or current.status)
+                bar.update(int(current.progress * 100) - bar.n)
+                if done:
+                    break
+                await asyncio.sleep(0.25)
+        run.result()
+        if current.status != "done":
+            failures = [f"{t.language}: {t.error_message}" for t in current.languages if t.error_message]
+            raise DubError(current.error_message or "The job failed.", details={"languages": failures},
+                           hint=" ".join(failures) if current.error_code == "language_failed" else "")
+        out_dir = out or file.with_name(file.stem + ".dub")
+        for path in export(storage.local_path(f"jobs/{job.id}"), out_dir):
+            print(path)
+        return 0
+    finally:
+        await db.close()

@@ -1,0 +1,143 @@
+"""Settings: environment (DUBSTUDIO_*, plus the vendors' own key variables), a .env file, and the OS
+keychain for API keys, in that order of precedence. Nothing is built at import time: call `Settings()`.
+
+Every field's description is what the README's settings table shows; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+KEYRING_SERVICE = "dubstudio"
+# Secrets that may live in the OS keychain, under KEYRING_SERVICE and the field name.
+KEYCHAIN_FIELDS = ("deepgram_api_key", "openai_api_key", "elevenlabs_api_key")
+
+
+def keychain_get(name: str) -> str | None:
+    """Read one secret from the OS keychain; None where there is no keychain or no entry."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+
+        try:
+            return keyring.get_password(KEYRING_SERVICE, name)
+        except KeyringError:
+            return None
+    except Exception:  # a broken backend (no D-Bus, locked wallet) must not stop the app
+        return None
+
+
+def keychain_set(name: str, value: str) -> bool:
+    """Store one secret in the OS keychain; False where there is no usable keychain."""
+    try:
+        import keyring
+
+        keyring.set_password(KEYRING_SERVICE, name, value)
+        return True
+    except Exception:
+        return False
+
+
+class KeychainSource(PydanticBaseSettingsSource):
+    """Fills API keys from the OS keychain when neither the environment nor .env set them."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in KEYCHAIN_FIELDS:
+            return keychain_get(field_name), field_name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in KEYCHAIN_FIELDS:
+            value = keychain_get(name)
+            if value:
+                out[name] = value
+        return out
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("dubstudio", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DUBSTUDIO_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           description="Folder for the database, the queue, uploads and outputs.")
+    database_url: str = Field("", description="SQLAlchemy async URL of the records database; empty: "
+                              "SQLite `dubstudio.db` in the data folder. E.g. `postgresql+asyncpg://host/db`.")
+    queue_url: str = Field("", description="Queue backend; empty: SQLite `queue.db` in the data folder; "
+                           "`redis://host:6379/0` for Redis.")
+    host: str = Field("127.0.0.1", description="Interface `dubstudio serve` binds.")
+    port: int = Field(8080, description="Port `dubstudio serve` listens on.")
+    workers: int = Field(1, ge=1, le=16, description="Queue consumer threads in a worker or in `serve`.")
+    api_token: SecretStr | None = Field(None, description="Local API token; empty: one is created on first "
+                                        "start and kept in the keychain or a 0600 file in the data folder.")
+    stt: Literal["offline", "deepgram"] = Field("offline", description="Speech-to-text engine.")
+    translator: Literal["openai", "manual"] = Field(
+        "openai", description="Translation engine: `openai` (any OpenAI-compatible server).")
+    tts: Literal["offline", "deepgram", "elevenlabs"] = Field("offline", description="Text-to-speech engine.")
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "DUBSTUDIO_OPENAI_API_KEY"),
+        description="Key for the OpenAI-compatible translator (`OPENAI_API_KEY`; keychain entry `openai_api_key`).")
+    openai_base_url: str = Field(
+        "", validation_alias=AliasChoices("OPENAI_BASE_URL", "DUBSTUDIO_OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (`OPENAI_BASE_URL`), e.g. "
+        "`http://localhost:11434/v1` for Ollama; empty: OpenAI's.")
+    openai_model: str = Field("gpt-4o-mini", description="Chat model used for translation.")
+    deepgram_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DEEPGRAM_API_KEY", "DUBSTUDIO_DEEPGRAM_API_KEY"),
+        description="Deepgram key (`DEEPGRAM_API_KEY`; keychain entry `deepgram_api_key`).")
+    deepgram_base_url: str = Field("https://api.deepgram.com", description="Deepgram API base URL.")
+    elevenlabs_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ELEVENLABS_API_KEY", "DUBSTUDIO_ELEVENLABS_API_KEY"),
+        description="ElevenLabs key (`ELEVENLABS_API_KEY`; keychain entry `elevenlabs_api_key`).")
+    elevenlabs_base_url: str = Field("https://api.elevenlabs.io", description="ElevenLabs API base URL.")
+    vendor_timeout: float = Field(60.0, gt=0, description="Seconds before one vendor call is abandoned.")
+    vendor_retries: int = Field(3, ge=0, le=10, description="Retries of one failed vendor call.")
+    max_duration: float = Field(4 * 3600.0, gt=0, description="Longest input accepted, in seconds.")
+    sample_rate: int = Field(48000, description="Sample rate of the working audio and the masters (Hz).")
+    duck_db: float = Field(-14.0, le=0, description="Gain of the original under dubbed speech (dB).")
+    duck_ramp_ms: float = Field(150.0, ge=0, description="Length of the ducking ramps (ms).")
+    max_stretch: float = Field(1.25, ge=1.0, le=1.35,
+                               description="Largest speed-up of a dubbed line; never over 1.35.")
+    loudness_target: float = Field(-16.0, ge=-31, le=-5,
+                                   description="Integrated loudness of the masters (LUFS); -23 for broadcast.")
+    open_browser: bool = Field(True, description="Open the UI in the browser when `serve` starts (not headless).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, KeychainSource(settings_cls)
+
+    # Derived locations: one place decides the layout of the data folder.
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'dubstudio.db'}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.db"
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None

@@ -1,0 +1,244 @@
+"""The queue: Huey built from settings, the task that runs a job, and what records its progress.
+
+SQLite in the data folder by default (SqliteHuey); DUBSTUDIO_QUEUE_URL=redis://... for RedisHuey. A
+task only carries a job id: the job's state lives in the database, so a lost task can be requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from datetime import timedelta
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+from sqlalchemy import delete, select, update
+
+from .config import Settings
+from .db.models import Artifact, Job, JobEvent, LanguageTask, Segment, utcnow
+from .errors import DubError
+from .pipeline import run as pipeline
+from .runtime import Database
+from .storage.local import LocalStorage
+from .vendors import registry
+from .vendors.base import Engines
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER = timedelta(seconds=60)
+
+
+def make_huey(settings: Settings) -> Huey:
+    if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("dubstudio", url=settings.queue_url)
+    if settings.queue_url:
+        raise DubError(f"Unknown queue URL {settings.queue_url!r}.",
+                       hint="Leave DUBSTUDIO_QUEUE_URL empty for SQLite, or use redis://host:6379/0.")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("dubstudio", filename=str(settings.queue_path))
+
+
+class InProcessConsumer(Consumer):  # type: ignore[misc]
+    """A consumer inside the server: it leaves SIGINT/SIGTERM to uvicorn (Huey's would take them)."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+class Queue:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.huey = make_huey(settings)
+        self.run_job = self.huey.task(name="run_job")(self._run_job)
+        self._engines: Engines | None = None
+        self._lock = threading.Lock()
+        self.running: set[str] = set()  # jobs this process is working on, requeued if it stops
+
+    def enqueue(self, job_id: str) -> None:
+        self.run_job(job_id)
+
+    def consumer(self, in_process: bool = True) -> Consumer:
+        cls = InProcessConsumer if in_process else Consumer
+        return cls(self.huey, workers=self.settings.workers, worker_type="thread", periodic=False,
+                   check_worker_health=False)
+
+    def engines(self) -> Engines:
+        """Engines are built once per process (the offline ones hold models and a helper process);
+        the translator is rebuilt per job so a changed key or base URL takes effect."""
+        with self._lock:
+            if self._engines is None:
+                self._engines = Engines(registry.stt(self.settings), registry.translator(self.settings),
+                                        registry.tts(self.settings))
+            self._engines.translator = registry.translator(self.settings)
+            return self._engines
+
+    def _run_job(self, job_id: str) -> None:
+        self.running.add(job_id)
+        try:
+            asyncio.run(execute(self, job_id))
+        finally:
+            self.running.discard(job_id)
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Like asyncio.to_thread, but in a daemon thread: the executor's threads are joined at exit, so a
+    long stage there would hold up Ctrl-C. An interrupted job is requeued on the next start."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(setter: Callable[[Any], None], value: Any) -> None:
+        if not fut.done():
+            setter(value)
+
+    def target() -> None:
+        try:
+            result = fn(*args)
+            setter, value = fut.set_result, result
+        except BaseException as exc:  # handed to the awaiting coroutine
+            setter, value = fut.set_exception, exc
+        try:
+            loop.call_soon_threadsafe(settle, setter, value)
+        except RuntimeError:  # the loop is gone: the process is shutting down
+            pass
+
+    threading.Thread(target=target, daemon=True, name=f"dubstudio-{getattr(fn, '__name__', 'work')}").start()
+    return await fut
+
+
+class DbReporter:
+    """Writes the pipeline's progress to the database from the pipeline's thread, at most every
+    HEARTBEAT_SECONDS for progress within a stage and at once for a new stage."""
+
+    def __init__(self, db: Database, job_id: str, languages: list[str], loop: asyncio.AbstractEventLoop) -> None:
+        self.db, self.job_id, self.languages, self.loop = db, job_id, languages, loop
+        self.last: dict[str | None, str] = {}
+        self.last_write = 0.0
+        self.failed: set[str] = set()
+
+    def _call(self, coro: Any) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stage(self, language: str | None, stage: str, fraction: float) -> None:
+        new_stage = self.last.get(language) != stage
+        if not new_stage and time.monotonic() - self.last_write < HEARTBEAT_SECONDS and fraction < 1.0:
+            return
+        self.last[language] = stage
+        self.last_write = time.monotonic()
+        self._call(self._write_stage(language, stage, pipeline.overall(stage, fraction), new_stage))
+
+    async def _write_stage(self, language: str | None, stage: str, progress: float, new_stage: bool) -> None:
+        langs = [language] if language else [x for x in self.languages if x not in self.failed]
+        async with self.db.session() as s, s.begin():
+            await s.execute(update(LanguageTask).where(LanguageTask.job_id == self.job_id,
+                                                       LanguageTask.language.in_(langs))
+                            .values(stage=stage, progress=progress, status="running"))
+            tasks = (await s.execute(select(LanguageTask.progress).where(
+                LanguageTask.job_id == self.job_id))).scalars().all()
+            await s.execute(update(Job).where(Job.id == self.job_id).values(
+                stage=stage, progress=round(sum(tasks) / max(1, len(tasks)), 4), heartbeat_at=utcnow()))
+            if new_stage:
+                s.add(JobEvent(job_id=self.job_id, language=language, kind="stage_started",
+                               message=f"{stage} started", data={"stage": stage}))
+
+    def language_done(self, language: str, entry: dict[str, Any]) -> None:
+        self._call(self._write_done(language, entry))
+
+    async def _write_done(self, language: str, entry: dict[str, Any]) -> None:
+        async with self.db.session() as s, s.begin():
+            task = (await s.execute(select(LanguageTask).where(
+                LanguageTask.job_id == self.job_id, LanguageTask.language == language))).scalar_one()
+            task.status, task.stage, task.progress = "done", "deliver", 1.0
+            await s.execute(delete(Segment).where(Segment.task_id == task.id))
+            for idx, row in enumerate(entry["segments"]):
+                s.add(Segment(task_id=task.id, idx=idx, segment_key=row["id"], speaker=row["speaker"],
+                              source_start=row["source_start"], source_end=row["source_end"], text=row["text"],
+                              translation=row["translation"], dub_start=row["dub_start"], dub_end=row["dub_end"],
+                              stretch=row["stretch"], overflow=row["overflow"]))
+            await s.execute(delete(Artifact).where(Artifact.job_id == self.job_id, Artifact.language == language))
+            for a in entry["artifacts"]:
+                s.add(Artifact(job_id=self.job_id, language=language, kind=a["kind"],
+                               path=f"jobs/{self.job_id}/{a['path']}", sha256=a["sha256"], bytes=a["bytes"]))
+            s.add(JobEvent(job_id=self.job_id, language=language, kind="language_done", message=f"{language} done"))
+
+    def language_failed(self, language: str, error: DubError) -> None:
+        self.failed.add(language)
+        self._call(self._write_failed(language, error))
+
+    async def _write_failed(self, language: str, error: DubError) -> None:
+        async with self.db.session() as s, s.begin():
+            await s.execute(update(LanguageTask).where(LanguageTask.job_id == self.job_id,
+                                                       LanguageTask.language == language)
+                            .values(status="failed", error_code=error.code, error_message=str(error)))
+            s.add(JobEvent(job_id=self.job_id, language=language, kind="error", message=str(error),
+                           data={"code": error.code}))
+
+
+async def execute(queue: Queue, job_id: str) -> None:
+    """Run one job to its end, recording everything; never raises for a job's own failure."""
+    settings = queue.settings
+    db = Database.connect(settings)
+    try:
+        async with db.session() as s, s.begin():
+            job = await s.get(Job, job_id)
+            if job is None or job.status in ("done", "deleted", "cancelled"):
+                return
+            job.status, job.heartbeat_at, job.error_code, job.error_message = "running", utcnow(), None, None
+            languages = [t.language for t in await job.awaitable_attrs.languages]
+            spec = pipeline.JobSpec(
+                job_id=job.id, source=LocalStorage(settings.storage_dir).local_path(job.source_path),
+                workdir=settings.storage_dir / "jobs" / job.id, source_language=job.source_language,
+                targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
+                duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
+                loudness_target=settings.loudness_target)
+        reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
+        status, code, message = "done", None, None
+        try:
+            engines = await in_daemon_thread(queue.engines)
+            data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
+            if reporter.failed:
+                status, code = "failed", "language_failed"
+                message = f"Failed for {', '.join(sorted(reporter.failed))}; see each language's error."
+            async with db.session() as s, s.begin():
+                job = await s.get(Job, job_id)
+                assert job is not None
+                job.duration = data["source"]["duration"]
+                s.add(Artifact(job_id=job_id, language=None, kind="manifest", path=f"jobs/{job_id}/manifest.json",
+                               sha256=pipeline.sha256_file(spec.workdir / "manifest.json"),
+                               bytes=(spec.workdir / "manifest.json").stat().st_size))
+        except DubError as err:
+            status, code, message = "failed", err.code, str(err)
+        except Exception as exc:  # a bug: keep the job's record honest and the worker alive
+            log.exception("job %s failed unexpectedly", job_id)
+            status, code, message = "failed", "internal_error", f"An unexpected error stopped the job: {exc!r}"
+        async with db.session() as s, s.begin():
+            await s.execute(update(Job).where(Job.id == job_id).values(
+                status=status, error_code=code, error_message=message, finished_at=utcnow(),
+                progress=1.0 if status == "done" else Job.progress))
+            if status == "failed" and code != "language_failed":
+                await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
+                                                           LanguageTask.status != "done")
+                                .values(status="failed", error_code=code, error_message=message))
+            s.add(JobEvent(job_id=job_id, kind="job_" + status, message=message or "done",
+                           data={"code": code} if code else {}))
+    finally:
+        await db.close()
+
+
+async def requeue(queue: Queue, db: Database, job_ids: set[str] | None = None) -> list[str]:
+    """Put 'running' jobs back on the queue, once each: those named (this process is stopping in the
+    middle of them) or, by default, those whose heartbeat went stale (their process died)."""
+    q = select(Job).where(Job.status == "running")
+    q = q.where(Job.id.in_(job_ids)) if job_ids is not None else q.where(Job.heartbeat_at < utcnow() - STALE_AFTER)
+    async with db.session() as s, s.begin():
+        jobs = (await s.execute(q)).scalars().all()
+        for job in jobs:
+            job.status, job.heartbeat_at = "queued", utcnow()
+            s.add(JobEvent(job_id=job.id, kind="requeued", message="requeued after the worker stopped"))
+    for job in jobs:
+        queue.enqueue(job.id)
+    return [j.id for j in jobs]

@@ -1,0 +1,127 @@
+"""Translation through any OpenAI-compatible chat-completions server (OpenAI, Ollama, LM Studio, vLLM).
+
+All lines of a language go in batches with their neighbours as context and a length budget each; the
+answer is JSON under a schema, validated (same ids, no empty line) and asked again a bounded number of
+times when it is not. Servers that refuse `json_schema` get `json_object` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+
+from ..domain import Segment
+from ..errors import PermanentVendorError, TranslatorNotConfigured, VendorError
+from ..languages import NAMES
+
+BATCH = 40
+CONTEXT = 3
+REASKS = 2
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"translations": {"type": "array", "items": {
+        "type": "object", "properties": {"id": {"type": "string"}, "text": {"type": "string"}},
+        "required": ["id", "text"], "additionalProperties": False}}},
+    "required": ["translations"], "additionalProperties": False,
+}
+
+SYSTEM = (
+    "You translate a video's dubbing script from {src} to {dst}. Translate every line, keeping its id. "
+    "Each line must be speakable in about the same time as the original: stay within its max_chars. "
+    "Use the context lines only to understand; do not translate them. "
+    'Answer only JSON: {{"translations": [{{"id": "...", "text": "..."}}]}}.'
+)
+
+
+class OpenAITranslator:
+    def __init__(self, api_key: str | None, base_url: str | None, model: str, timeout: float = 60.0,
+                 retries: int = 3) -> None:
+        if not api_key and not base_url:
+            raise TranslatorNotConfigured(
+                "No translator is configured.",
+                hint="Set OPENAI_API_KEY (or store it in the keychain), or OPENAI_BASE_URL for a local "
+                "OpenAI-compatible server such as Ollama; or choose DUBSTUDIO_TRANSLATOR=manual.")
+        # Local servers need no key, but the SDK insists on one.
+        self.client = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url or None,
+                                    timeout=timeout, max_retries=retries)
+        self.model = model
+        self.name = f"openai:{model}"
+        self._format: dict[str, Any] = {"type": "json_schema", "json_schema": {
+            "name": "translations", "strict": True, "schema": SCHEMA}}
+
+    def translate(self, segments: list[Segment], source: str, target: str,
+                  budgets: dict[str, int] | None = None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for b in range(0, len(segments), BATCH):
+            batch = segments[b:b + BATCH]
+            payload = {
+                "lines": [{"id": s.id, "text": s.text, "max_chars": (budgets or {}).get(s.id)} for s in batch],
+                "context_before": [s.text for s in segments[max(0, b - CONTEXT):b]],
+                "context_after": [s.text for s in segments[b + BATCH:b + BATCH + CONTEXT]],
+            }
+            out.update(self._batch(payload, [s.id for s in batch], source, target))
+        return out
+
+    def _batch(self, payload: dict[str, Any], ids: list[str], source: str, target: str) -> dict[str, str]:
+        messages: list[Any] = [
+            {"role": "system", "content": SYSTEM.format(src=NAMES.get(source, source), dst=NAMES.get(target, target))},
+            {"role": "user", "content": json.dumps(payload, ensure_ascii=False)},
+        ]
+        problem = ""
+        for _ in range(REASKS + 1):
+            content = self._ask(messages)
+            result, problem = _validate(content, ids)
+            if result is not None:
+                return result
+            messages = [*messages, {"role": "assistant", "content": content or ""},
+                        {"role": "user", "content": f"That answer was not valid: {problem}. Answer again, "
+                         f"with exactly these ids in order: {ids}."}]
+        raise VendorError(f"The translator gave no valid answer after {REASKS + 1} tries ({problem}).",
+                          hint="Try another model (DUBSTUDIO_OPENAI_MODEL) or enter the translations by hand.")
+
+    def _ask(self, messages: list[Any]) -> str:
+        try:
+            try:
+                r = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
+                                                        response_format=self._format)  # type: ignore[arg-type]
+            except openai.BadRequestError:
+                if self._format["type"] != "json_schema":
+                    raise
+                self._format = {"type": "json_object"}  # the server does not do json_schema; remember it
+                r = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
+                                                        response_format=self._format)  # type: ignore[arg-type]
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise PermanentVendorError(f"The translator refused the key ({exc.status_code}).",
+                                       hint="Check OPENAI_API_KEY.") from exc
+        except openai.BadRequestError as exc:
+            raise PermanentVendorError(f"The translator refused the request: {exc.message}",
+                                       hint="Check DUBSTUDIO_OPENAI_MODEL and OPENAI_BASE_URL.") from exc
+        except openai.NotFoundError as exc:
+            raise PermanentVendorError(f"The translator does not know model {self.model!r}.",
+                                       hint="Set DUBSTUDIO_OPENAI_MODEL to a model the server has.") from exc
+        except openai.APIStatusError as exc:
+            retry = exc.response.headers.get("retry-after")
+            raise VendorError(f"The translator failed ({exc.status_code}).",
+                              retry_after=float(retry) if retry and retry.isdigit() else None) from exc
+        except openai.APIError as exc:  # timeouts and dropped connections, after the SDK's own retries
+            raise VendorError(f"The translator could not be reached: {exc.message}",
+                              hint="Check OPENAI_BASE_URL and that the server runs.") from exc
+        return r.choices[0].message.content or ""
+
+
+def _validate(content: str, ids: list[str]) -> tuple[dict[str, str] | None, str]:
+    try:
+        data = json.loads(content)
+        items = data["translations"]
+        got = {str(i["id"]): str(i["text"]).strip() for i in items}
+    except (ValueError, KeyError, TypeError):
+        return None, "not JSON of the asked shape"
+    if sorted(got) != sorted(ids):
+        return None, f"ids differ (missing {sorted(set(ids) - set(got))}, extra {sorted(set(got) - set(ids))})"
+    empty = [i for i, t in got.items() if not t]
+    if empty:
+        return None, f"empty lines {empty}"
+    return got, ""

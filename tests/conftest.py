@@ -1,0 +1,49 @@
+"""Shared fixtures: an isolated data folder and environment per test, and the fake vendors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.servers import serve
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+if not MEDIA.exists():  # CI: shared/ sits beside the clone
+    MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+JFK = MEDIA / "jfk-11s.flac"
+
+# No test may read the developer's keychain, .env or data folder.
+ISOLATED_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("DUBSTUDIO_") or name in ISOLATED_VARS:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    data = tmp_path / "data"
+    monkeypatch.setenv("DUBSTUDIO_DATA_DIR", str(data))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return data
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI()
+    with serve(fake.app()) as url:
+        yield fake, url + "/v1"
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: tuple[FakeOpenAI, str], monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    """The fake translator, configured through the environment as a user would."""
+    fake, url = fake_openai_server
+    fake.fail_next.clear()
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return fake

@@ -1,0 +1,70 @@
+"""A fake OpenAI-compatible server: POST /v1/chat/completions as the SDK calls it.
+
+It "translates" word by word with a small dictionary (unknown words pass through), so answers are
+deterministic and speakable; it answers in the shape OpenAI documents for chat completions, and counts
+calls. `fail_next` queues faults: an HTTP status (e.g. 401, 429, 500) or "malformed".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+WORDS = {
+    "es": {"and": "y", "so": "así", "my": "mis", "fellow": "queridos", "americans": "americanos", "ask": "pregunten",
+           "not": "no", "what": "qué", "your": "su", "country": "país", "can": "puede", "do": "hacer", "for": "por",
+           "you": "ustedes", "the": "el", "a": "un", "is": "es", "of": "de", "to": "a", "in": "en", "it": "lo",
+           "this": "esto", "that": "eso", "we": "nosotros", "i": "yo", "hello": "hola", "world": "mundo"},
+    "fr": {"and": "et", "so": "alors", "my": "mes", "ask": "demandez", "not": "pas", "what": "ce que",
+           "your": "votre", "country": "pays", "can": "peut", "do": "faire", "for": "pour", "you": "vous"},
+}
+
+
+def fake_translate(text: str, target: str) -> str:
+    table = WORDS.get(target, {})
+    return re.sub(r"[A-Za-z']+", lambda m: table.get(m[0].lower(), m[0]), text)
+
+
+@dataclass
+class FakeOpenAI:
+    calls: int = 0
+    fail_next: list[Any] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        api = FastAPI()
+
+        @api.post("/v1/chat/completions")
+        async def chat(request: Request) -> JSONResponse:
+            self.calls += 1
+            body = await request.json()
+            self.requests.append(body)
+            if not request.headers.get("authorization", "").startswith("Bearer "):
+                return JSONResponse({"error": {"message": "no key", "type": "invalid_request_error"}}, 401)
+            if self.fail_next:
+                fault = self.fail_next.pop(0)
+                if fault == "malformed":
+                    return JSONResponse(_completion(body, "this is not json"))
+                return JSONResponse({"error": {"message": f"injected {fault}", "type": "server_error",
+                                               "code": None}}, status_code=int(fault),
+                                    headers={"retry-after": "0"} if fault == 429 else None)
+            system = body["messages"][0]["content"]
+            target = "es" if "to Spanish" in system else "fr" if "to French" in system else "xx"
+            user = json.loads(next(m["content"] for m in body["messages"] if m["role"] == "user"))
+            out = {"translations": [{"id": line["id"], "text": fake_translate(line["text"], target)}
+                                    for line in user["lines"]]}
+            return JSONResponse(_completion(body, json.dumps(out, ensure_ascii=False)))
+
+        return api
+
+
+def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000, "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content, "refusal": None}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
