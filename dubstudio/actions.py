@@ -57,7 +57,7 @@ async def create_job(settings: Settings, session: AsyncSession, storage: LocalSt
     try:
         await storage.write_stream(key, chunks)
         path = storage.local_path(key)
-        info = ingest.check_input(path, settings.max_duration)
+        info = ingest.check_input(path, settings.max_duration, filename)
         job = Job(id=job_id, user_id=user_id, status="queued", source_language=src,
                   source_filename=filename[-255:] or "upload", source_path=key, source_sha256=sha256_file(path),
                   duration=info.duration, options=options or {}, progress=0.0,

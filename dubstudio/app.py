@@ -34,7 +34,7 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
     state: dict[str, object] = {}
 
     async def startup() -> None:
-        queue = Queue(settings)
+        queue = Queue(settings, isolate=True)
         svc = Services(settings=settings, db=Database.connect(settings), storage=storage, queue=queue)
         app.state.services = svc
         async with svc.db.session() as s, s.begin():
@@ -49,11 +49,13 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
 
     async def shutdown() -> None:
         svc: Services = app.state.services
+        interrupted = set(svc.queue.running)  # before the children stop and leave the set
         c = state.pop("consumer", None)
         if c is not None:
             c.stop(graceful=False)  # type: ignore[attr-defined]
-        if svc.queue.running:  # interrupted mid-job: back on the queue, resumed from its last stage
-            await requeue(svc.queue, svc.db, set(svc.queue.running))
+        svc.queue.stop_children()
+        if interrupted:  # back on the queue, resumed from the last finished stage on the next start
+            await requeue(svc.queue, svc.db, interrupted)
         await svc.db.close()
 
     app.on_startup(startup)

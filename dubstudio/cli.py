@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
         serve_forever()
         return 0
+    if argv[:1] == ["_run-job"] and len(argv) == 2:  # one job in a child process of `serve`
+        return _run_job(argv[1])
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dubstudio").setLevel(logging.INFO)
     try:
         settings = Settings()
         if args.command == "serve":
@@ -89,6 +92,17 @@ def _worker(settings: Settings) -> int:
 
     asyncio.run(stale())
     queue.consumer(in_process=False).run()
+    return 0
+
+
+def _run_job(job_id: str) -> int:
+    from .tasks import Queue, execute
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(execute(Queue(Settings()), job_id))
+    except KeyboardInterrupt:  # Ctrl-C in the terminal reaches the whole group; the server requeues the job
+        return 130
     return 0
 
 

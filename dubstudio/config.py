@@ -82,10 +82,10 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=16, description="Queue consumer threads in a worker or in `serve`.")
     api_token: SecretStr | None = Field(None, description="Local API token; empty: one is created on first "
                                         "start and kept in the keychain or a 0600 file in the data folder.")
-    stt: Literal["offline", "deepgram"] = Field("offline", description="Speech-to-text engine.")
-    translator: Literal["openai", "manual"] = Field(
+    stt: Literal["offline"] = Field("offline", description="Speech-to-text engine: `offline` (pocketsphinx, English).")
+    translator: Literal["openai"] = Field(
         "openai", description="Translation engine: `openai` (any OpenAI-compatible server).")
-    tts: Literal["offline", "deepgram", "elevenlabs"] = Field("offline", description="Text-to-speech engine.")
+    tts: Literal["offline"] = Field("offline", description="Text-to-speech engine: `offline` (espeak-ng).")
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("OPENAI_API_KEY", "DUBSTUDIO_OPENAI_API_KEY"),
         description="Key for the OpenAI-compatible translator (`OPENAI_API_KEY`; keychain entry `openai_api_key`).")

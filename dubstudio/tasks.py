@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -50,9 +52,22 @@ class InProcessConsumer(Consumer):  # type: ignore[misc]
         pass
 
 
+def self_command(*args: str) -> list[str]:
+    """This program with `args`, from source or frozen (PyInstaller)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "dubstudio", *args]
+
+
 class Queue:
-    def __init__(self, settings: Settings) -> None:
+    """`isolate`: run each job in a child process. The server does, so that engines holding the GIL
+    (pocketsphinx decodes for seconds at a time) never stall its event loop or its Ctrl-C, and a crash
+    in native code cannot take it down; a dedicated worker runs jobs in its own threads."""
+
+    def __init__(self, settings: Settings, *, isolate: bool = False) -> None:
         self.settings = settings
+        self.isolate = isolate
+        self.children: set[subprocess.Popen[bytes]] = set()
         self.huey = make_huey(settings)
         self.run_job = self.huey.task(name="run_job")(self._run_job)
         self._engines: Engines | None = None
@@ -80,9 +95,28 @@ class Queue:
     def _run_job(self, job_id: str) -> None:
         self.running.add(job_id)
         try:
-            asyncio.run(execute(self, job_id))
+            if not self.isolate:
+                asyncio.run(execute(self, job_id))
+                return
+            child = subprocess.Popen(self_command("_run-job", job_id))
+            self.children.add(child)
+            try:
+                child.wait()
+            finally:
+                self.children.discard(child)
         finally:
             self.running.discard(job_id)
+
+    def stop_children(self, grace: float = 2.0) -> None:
+        """End the job processes (they resume from their last stage when requeued)."""
+        for child in list(self.children):
+            child.terminate()
+        deadline = time.monotonic() + grace
+        for child in list(self.children):
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -194,7 +228,7 @@ async def execute(queue: Queue, job_id: str) -> None:
                 workdir=settings.storage_dir / "jobs" / job.id, source_language=job.source_language,
                 targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
                 duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
-                loudness_target=settings.loudness_target)
+                loudness_target=settings.loudness_target, source_name=job.source_filename)
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None
         try:

@@ -11,6 +11,8 @@ import pytest
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.servers import serve
 
+pytest_plugins = ["nicegui.testing.user_plugin"]
+
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 if not MEDIA.exists():  # CI: shared/ sits beside the clone
     MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"

@@ -12,17 +12,19 @@ from . import media
 STT_RATE = 16000
 
 
-def check_input(path: Path, max_duration: float) -> media.MediaInfo:
-    """Refuse what cannot be dubbed before any work or cost: empty, not media, no audio, too long."""
+def check_input(path: Path, max_duration: float, name: str = "") -> media.MediaInfo:
+    """Refuse what cannot be dubbed before any work or cost: empty, not media, no audio, too long.
+    `name` is the file's name as the user knows it, for the messages."""
+    name = name or path.name
     if not path.exists() or path.stat().st_size == 0:
-        raise EmptyFile(f"The file {path.name} is empty.", hint="Choose a file that holds audio or video.")
+        raise EmptyFile(f"The file {name} is empty.", hint="Choose a file that holds audio or video.")
     info = media.probe(path)
     if not info.has_audio:
         what = "a video without an audio stream" if info.has_video else "not an audio or video file"
-        raise NotMedia(f"{path.name} is {what}.",
+        raise NotMedia(f"{name} is {what}.",
                        hint="Use a common audio or video file (mp4, mov, mkv, webm, mp3, wav, m4a, flac, ogg).")
     if info.duration is not None and info.duration > max_duration:
-        raise BadInput(f"{path.name} lasts {info.duration:.0f} s, over the limit of {max_duration:.0f} s.",
+        raise BadInput(f"{name} lasts {info.duration:.0f} s, over the limit of {max_duration:.0f} s.",
                        hint="Cut the file, or raise DUBSTUDIO_MAX_DURATION.", details={"duration": info.duration})
     return info
 

@@ -46,6 +46,7 @@ class JobSpec:
     max_stretch: float = 1.25
     loudness_target: float = -16.0
     voices: dict[str, str] = field(default_factory=dict)  # by language
+    source_name: str = ""  # the name the user gave the file, for the manifest
 
 
 class Reporter(Protocol):
@@ -125,7 +126,7 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
         except DubError as err:
             reporter.language_failed(lang, err)
     data = {"job_id": spec.job_id, "source": {"duration": round(duration, 3), "sha256": source_sha,
-                                              "language": src_lang, "filename": spec.source.name},
+                                              "language": src_lang, "filename": spec.source_name or spec.source.name},
             "captions": {src_lang: f"captions.{src_lang}.srt"}, "languages": languages}
     manifest.write(wd / "manifest.json", data)
     return data

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from dubstudio.domain import Transcript, Word
-from dubstudio.errors import UnknownLanguage
+from dubstudio.errors import BadInput, UnknownLanguage
 from dubstudio.vendors.base import SpeechToText
 from dubstudio.vendors.offline.pocketsphinx_stt import MAX_SEGMENT_S, PocketsphinxSTT, _split_long
 
@@ -138,3 +138,10 @@ def test_long_lines_split_at_the_widest_pause() -> None:
     assert [len(p) for p in parts] == [5, 7]
     assert all(p[-1].end - p[0].start <= MAX_SEGMENT_S for p in parts)
     assert _split_long(words[:5]) == [words[:5]]
+
+
+def test_other_sample_rates_are_refused(tmp_path: Path) -> None:
+    wav = tmp_path / "cd.wav"
+    sf.write(wav, np.zeros(44100, dtype=np.int16), 44100, subtype="PCM_16")
+    with pytest.raises(BadInput, match="16 kHz"):
+        PocketsphinxSTT().transcribe(wav, "en")

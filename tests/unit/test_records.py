@@ -24,7 +24,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, func, inspect, pool, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -193,6 +193,32 @@ async def test_concurrent_upgrades_from_several_processes(backend: Backend) -> N
     assert await backend.revision() == "0001_initial"
 
 
+async def test_upgrade_retries_after_a_collision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dubstudio.db.migrate as migrate
+
+    real_upgrade = migrate.command.upgrade
+    calls: list[str] = []
+
+    def flaky_upgrade(cfg: Any, revision: str) -> None:
+        calls.append(revision)
+        if len(calls) == 1:  # what a race with another process looks like when it gets through
+            raise OperationalError("CREATE TABLE users", {}, Exception("table users already exists"))
+        real_upgrade(cfg, revision)
+
+    monkeypatch.setattr(migrate.command, "upgrade", flaky_upgrade)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    await asyncio.to_thread(upgrade, url)
+    assert calls == ["head", "head"]
+    assert await asyncio.to_thread(current_revision, url) == "0001_initial"
+
+    def broken_upgrade(cfg: Any, revision: str) -> None:
+        raise OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(migrate.command, "upgrade", broken_upgrade)
+    with pytest.raises(OperationalError, match="disk I/O error"):  # not a race: no retry
+        await asyncio.to_thread(upgrade, url)
+
+
 async def test_models_match_migration(engine: AsyncEngine) -> None:
     def diff(connection: Connection) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -298,7 +324,8 @@ async def test_deleting_a_job_cascades(sessions: async_sessionmaker[AsyncSession
 
     async with sessions() as session:
         async def count(model: Any, column: Any, values: list[str]) -> int:
-            return (await session.execute(select(func.count()).select_from(model).where(column.in_(values)))).scalar_one()
+            query = select(func.count()).select_from(model).where(column.in_(values))
+            return (await session.execute(query)).scalar_one()
 
         for job in (orm_loaded, orm_unloaded, core):
             assert await count(Job, Job.id, [job.id]) == 0

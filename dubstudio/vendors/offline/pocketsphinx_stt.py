@@ -61,8 +61,6 @@ class PocketsphinxSTT:
         lang = _check_language(language)
         duration = _duration(Path(wav_path))
         segments = list(self.iter_segments(Path(wav_path), progress))
-        for seg in segments:  # word ends are frame-rounded; never run past the file
-            seg.end = min(seg.end, duration)
         return Transcript(language=lang, duration=duration, segments=segments)
 
     def iter_segments(self, wav_path: Path, progress: Progress | None = None) -> Iterator[Segment]:
@@ -74,6 +72,7 @@ class PocketsphinxSTT:
         # Imported here: loading pocketsphinx costs time that importing the engine module should not.
         from pocketsphinx import Decoder, Endpointer
 
+        duration = _duration(wav_path)
         decoder = Decoder(samprate=SAMPLE_RATE, loglevel="ERROR")
         frate = float(decoder.config["frate"])
         endpointer = Endpointer(sample_rate=SAMPLE_RATE)
@@ -89,7 +88,8 @@ class PocketsphinxSTT:
                     continue
                 text = _VARIANT.sub("", s.word)
                 start = round(utt.start + s.start_frame / frate, 3)
-                end = round(utt.start + (s.end_frame + 1) / frate, 3)
+                # Frame-rounded ends may overshoot the file's last sample by a few ms.
+                end = min(round(utt.start + (s.end_frame + 1) / frate, 3), duration)
                 words.append(Word(text=text, start=start, end=end))
             return words
 

@@ -1,0 +1,368 @@
+"""The studio's pages: upload a file, pick languages, press Dub, watch the jobs and play or download results.
+
+`register()` declares every page and route inside the function, so NiceGUI's test fixture (which drops
+routes between tests) gets them back each time its main file runs. The UI acts as the desktop's local
+user; it reads the services `build()` puts on `app.state.services`.
+
+Markers for tests: `upload`, `source-language`, `target-languages`, `dub`, `staged-file`, `jobs`,
+`no-jobs`; per job `job job-<id>` (with `job-status status-<status>`, `job-progress`, `job-error`,
+`download-manifest`); per language `lang lang-<code>` (with `lang-status`, `lang-progress`, `lang-error`,
+`audio-<code>` and `download-<code>-<wav|m4a|voice|srt>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import FileResponse
+from nicegui import app, events, ui
+
+from .. import actions, languages
+from ..auth.local import LOCAL_USER_ID
+from ..errors import DubError, NotFound
+from ..pipeline import ingest
+from ..services import Services
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "dubstudio"
+REFRESH_SECONDS = 1.0
+UNEXPECTED = "Something went wrong on our side. Try again; if it keeps happening, the log has the details."
+
+STATUS_WORDS = {"queued": "Waiting", "running": "Working", "done": "Done", "failed": "Failed",
+                "cancelled": "Cancelled"}
+STAGE_WORDS = {"ingest": "reading the file", "transcribe": "transcribing", "translate": "translating",
+               "synthesize": "speaking", "fit": "fitting the timing", "mix": "mixing", "captions": "captioning",
+               "deliver": "encoding"}
+# Artifact kind -> (button text, marker suffix, file extension)
+DOWNLOADS = {"audio_wav": ("WAV", "wav", "wav"), "audio": ("M4A", "m4a", "m4a"),
+             "voice_wav": ("Voice only (WAV)", "voice", "wav"), "captions_srt": ("Subtitles (SRT)", "srt", "srt")}
+
+
+def services() -> Services:
+    svc: Services = app.state.services
+    return svc
+
+
+def language_options() -> dict[str, str]:
+    return dict(sorted(languages.NAMES.items(), key=lambda kv: kv[1]))
+
+
+def percent(value: float) -> str:
+    return f"{round(value * 100)}%"
+
+
+def clean_filename(name: str) -> str:
+    """The last part of what the browser sent, without characters a file system may refuse."""
+    base = re.sub(r'[\x00-\x1f<>:"|?*]', "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
+    return base[-200:] or "upload"
+
+
+def download_name(source_filename: str, language: str | None, ext: str) -> str:
+    stem = Path(clean_filename(source_filename)).stem or "dub"
+    return f"{stem}.{language}.{ext}" if language else f"{stem}.{ext}"
+
+
+@contextmanager
+def frame(title: str) -> Iterator[None]:
+    """The shared layout: a header with the app name and a dark-mode switch, then the page's column."""
+    ui.page_title(f"{title} · {APP_NAME}")
+    dark = ui.dark_mode(False)
+    with ui.header().classes("items-center justify-between px-4"):
+        ui.label(APP_NAME).classes("text-xl font-bold").props("role=banner").mark("app-name")
+        ui.switch("Dark mode").bind_value(dark).props('color=white keep-color aria-label="Dark mode"') \
+            .mark("dark-toggle")
+    with ui.column().classes("w-full max-w-4xl mx-auto p-4 gap-4"):
+        ui.label(title).classes("text-2xl font-semibold").props("role=heading aria-level=1")
+        yield
+
+
+# --- the upload form ---------------------------------------------------------------------------------
+
+@dataclass
+class Staged:
+    """An uploaded file waiting for the Dub button, in its own folder under the data folder."""
+
+    path: Path
+    name: str
+    duration: float | None
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+async def _read_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := await asyncio.to_thread(f.read, size):
+            yield chunk
+
+
+class DubForm:
+    def __init__(self, svc: Services, on_created: Any) -> None:
+        self.svc = svc
+        self.on_created = on_created
+        self.staged: Staged | None = None
+        self.staging_root = svc.settings.data_dir / "ui-staging"
+        with ui.card().classes("w-full"):
+            self.upload = ui.upload(label="Audio or video file", auto_upload=True, max_files=1,
+                                    on_upload=self.received).classes("w-full").mark("upload")
+            self.file_label = ui.label("No file chosen yet.").classes("text-sm").mark("staged-file")
+            with ui.row().classes("w-full items-end gap-4"):
+                self.source = ui.select({"auto": "Detect automatically", **language_options()}, value="en",
+                                        label="Spoken language", with_input=True) \
+                    .classes("min-w-[12rem]").mark("source-language")
+                self.targets = ui.select(language_options(), value=["es"], multiple=True, label="Dub into",
+                                         with_input=True).props("use-chips") \
+                    .classes("min-w-[16rem] grow").mark("target-languages")
+                self.button = ui.button("Dub", icon="record_voice_over", on_click=self.dub).mark("dub")
+        ui.context.client.on_delete(self.clear)
+
+    def clear(self) -> None:
+        if self.staged is not None:
+            self.staged.discard()
+            self.staged = None
+        self.file_label.set_text("No file chosen yet.")
+
+    async def received(self, e: events.UploadEventArguments) -> None:
+        self.clear()
+        name = clean_filename(e.file.name)
+        path = self.staging_root / uuid.uuid4().hex / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await e.file.save(path)
+            info = await asyncio.to_thread(ingest.check_input, path, self.svc.settings.max_duration)
+        except DubError as err:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            self.upload.reset()
+            ui.notify(str(err), type="negative", multi_line=True)
+            return
+        except Exception:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            self.upload.reset()
+            log.warning("could not take the upload %r", name, exc_info=True)
+            ui.notify(UNEXPECTED, type="negative")
+            return
+        self.staged = Staged(path, name, info.duration)
+        length = f" ({info.duration:.0f} s)" if info.duration else ""
+        self.file_label.set_text(f"Ready: {name}{length}")
+
+    async def dub(self) -> None:
+        if self.staged is None:
+            ui.notify("Choose an audio or video file first.", type="warning")
+            return
+        if not self.targets.value:
+            ui.notify("Choose at least one language to dub into.", type="warning")
+            return
+        staged, targets = self.staged, list(self.targets.value)
+        self.button.disable()
+        try:
+            async with self.svc.db.session() as s:
+                job = await actions.create_job(self.svc.settings, s, self.svc.storage, LOCAL_USER_ID, staged.name,
+                                               _read_chunks(staged.path), self.source.value, targets)
+            self.svc.queue.enqueue(job.id)
+        except DubError as err:
+            ui.notify(str(err), type="negative", multi_line=True)
+            return
+        except Exception:
+            log.warning("could not create a job for %r", staged.name, exc_info=True)
+            ui.notify(UNEXPECTED, type="negative")
+            return
+        finally:
+            self.button.enable()
+        self.clear()
+        self.upload.reset()
+        names = ", ".join(languages.NAMES[t] for t in targets)
+        ui.notify(f"Queued {staged.name} for {names}.", type="positive")
+        await self.on_created()
+
+
+# --- the job list ------------------------------------------------------------------------------------
+
+def _downloads(job_id: str, filename: str, language: str | None, artifacts: list[dict[str, Any]]) -> None:
+    prefix = f"jobs/{job_id}/"
+    for art in artifacts:
+        if art["language"] != language or not art["path"].startswith(prefix):
+            continue
+        if language is None and art["kind"] == "manifest":
+            text, suffix, ext = "Manifest (JSON)", "manifest", "json"
+        elif art["kind"] in DOWNLOADS:
+            text, suffix, ext = DOWNLOADS[art["kind"]]
+        else:
+            continue
+        url = f"/download/{job_id}/{art['path'][len(prefix):]}"
+        name = download_name(filename, f"{language}.voice" if suffix == "voice" else language, ext)
+        marker = f"download-{language}-{suffix}" if language else f"download-{suffix}"
+        ui.button(text, icon="download", on_click=lambda u=url, n=name: ui.download.from_url(u, n)) \
+            .props("outline dense no-caps").mark(marker)
+
+
+class LanguageRow:
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.box = ui.column().classes("w-full gap-1").mark(f"lang lang-{language}")
+        self.signature: Any = None
+
+    def update(self, view: dict[str, Any], storage_path: Any) -> None:
+        task = view["languages"][self.language]
+        artifacts = [a for a in view.get("artifacts", []) if a["language"] == self.language]
+        signature = (task, artifacts)
+        if signature == self.signature:
+            return  # unchanged: leave the player alone so playback is not interrupted
+        self.signature = signature
+        self.box.clear()
+        with self.box:
+            status = STATUS_WORDS.get(task["status"], task["status"])
+            stage = STAGE_WORDS.get(task["stage"] or "", "")
+            with ui.row().classes("w-full items-center gap-2"):
+                ui.label(languages.NAMES.get(self.language, self.language)).classes("font-medium w-28")
+                ui.label(f"{status}, {stage}" if task["status"] == "running" and stage else status) \
+                    .mark("lang-status")
+                ui.linear_progress(task["progress"], show_value=False).classes("grow").mark("lang-progress")
+                ui.label(percent(task["progress"])).classes("text-sm w-12 text-right")
+            if task["error"]:
+                ui.label(task["error"]["message"]).classes("text-negative text-sm").mark("lang-error")
+            wav = next((a for a in artifacts if a["kind"] == "audio_wav"), None)
+            if task["status"] == "done" and wav is not None:
+                ui.audio(storage_path(wav["path"])).classes("w-full").mark(f"audio-{self.language}")
+                with ui.row().classes("gap-2"):
+                    _downloads(view["id"], view["source_filename"], self.language, artifacts)
+
+
+class JobCard:
+    def __init__(self, view: dict[str, Any]) -> None:
+        self.id = view["id"]
+        self.view: dict[str, Any] | None = None  # the last view without artifacts: what tells of a change
+        self.card = ui.card().classes("w-full").mark(f"job job-{self.id}")
+        with self.card:
+            self.head = ui.column().classes("w-full gap-1")
+            self.rows = [LanguageRow(lang) for lang in view["languages"]]
+        self.head_signature: Any = None
+
+    def update(self, view: dict[str, Any], storage_path: Any) -> None:
+        self.view = _basic(view)
+        artifacts = [a for a in view.get("artifacts", []) if a["language"] is None]
+        head = {k: view[k] for k in ("status", "stage", "progress", "error", "source_filename")}
+        if (head, artifacts) != self.head_signature:
+            self.head_signature = (head, artifacts)
+            self.head.clear()
+            with self.head:
+                status = STATUS_WORDS.get(view["status"], view["status"])
+                stage = STAGE_WORDS.get(view["stage"] or "", "")
+                with ui.row().classes("w-full items-center gap-2"):
+                    ui.label(view["source_filename"]).classes("font-semibold grow").mark("job-filename")
+                    ui.label(f"{status}, {stage}" if view["status"] == "running" and stage else status) \
+                        .mark(f"job-status status-{view['status']}")
+                with ui.row().classes("w-full items-center gap-2"):
+                    ui.linear_progress(view["progress"], show_value=False).classes("grow").mark("job-progress")
+                    ui.label(percent(view["progress"])).classes("text-sm w-12 text-right")
+                if view["error"] and view["error"]["code"] != "language_failed":
+                    ui.label(view["error"]["message"]).classes("text-negative").mark("job-error")
+                if artifacts:
+                    with ui.row().classes("gap-2"):
+                        _downloads(view["id"], view["source_filename"], None, artifacts)
+        for row in self.rows:
+            row.update(view, storage_path)
+
+
+def _basic(view: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in view.items() if k != "artifacts"}
+
+
+def _needs_artifacts(view: dict[str, Any]) -> bool:
+    return view["status"] in ("done", "failed") or any(t["status"] == "done" for t in view["languages"].values())
+
+
+class JobBoard:
+    """The jobs, newest first, brought up to date by a timer; a card is redrawn only where it changed."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.cards: dict[str, JobCard] = {}
+        self.empty = ui.label("No jobs yet. Choose a file and press Dub.").mark("no-jobs")
+        self.container = ui.column().classes("w-full gap-3").mark("jobs")
+        self.busy = False
+
+    async def _views(self) -> list[dict[str, Any]]:
+        async with self.svc.db.session() as s:
+            out = []
+            for job in await actions.list_jobs(s, LOCAL_USER_ID):
+                view = actions.job_view(job)
+                card = self.cards.get(job.id)
+                if _needs_artifacts(view) and (card is None or card.view != view):
+                    await job.awaitable_attrs.artifacts
+                    view = actions.job_view(job, detail=True)
+                out.append(view)
+            return out
+
+    async def refresh(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            views = await self._views()
+        except Exception:
+            log.warning("could not read the jobs", exc_info=True)
+            return
+        finally:
+            self.busy = False
+        ids = {v["id"] for v in views}
+        for job_id in [i for i in self.cards if i not in ids]:
+            self.container.remove(self.cards.pop(job_id).card)
+        for index, view in enumerate(views):
+            card = self.cards.get(view["id"])
+            if card is None:
+                with self.container:
+                    card = self.cards[view["id"]] = JobCard(view)
+                card.card.move(self.container, target_index=index)
+            if card.view != _basic(view):
+                card.update(view, self.svc.storage.local_path)
+        self.empty.set_visibility(not views)
+
+
+# --- registration ------------------------------------------------------------------------------------
+
+def register() -> None:
+    """Declare the pages and the download route (again, each time the app is built)."""
+
+    @ui.page("/")
+    async def home() -> None:
+        svc = services()
+        with frame("Dub a file"):
+            board: JobBoard | None = None
+
+            async def created() -> None:
+                if board is not None:
+                    await board.refresh()
+
+            DubForm(svc, created)
+            ui.label("Jobs").classes("text-xl font-semibold").props("role=heading aria-level=2")
+            board = JobBoard(svc)
+            await board.refresh()
+            ui.timer(REFRESH_SECONDS, board.refresh)
+
+    @app.get("/download/{job_id}/{rel:path}", include_in_schema=False)
+    async def download(job_id: str, rel: str) -> FileResponse:
+        """A file a job produced, found through its artifact record (nothing else in the store is served)."""
+        svc = services()
+        key = f"jobs/{job_id}/{rel}"
+        async with svc.db.session() as s:
+            job = await actions.get_job(s, LOCAL_USER_ID, job_id)
+            art = next((a for a in job.artifacts if a.path == key), None)
+            if art is None:
+                raise NotFound(f"Job {job_id} has no file {rel!r}.", hint="Download it from the job's card.")
+            path = svc.storage.local_path(key)
+            if not path.is_file():
+                raise NotFound(f"The file {rel!r} of job {job_id} is gone from the data folder.",
+                               hint="Dub the file again.")
+            ext = path.suffix.lstrip(".")
+            language = f"{art.language}.voice" if art.kind == "voice_wav" else art.language
+            return FileResponse(path, filename=download_name(job.source_filename, language, ext))

@@ -1,0 +1,156 @@
+"""A running `dubstudio serve --headless`: the API end to end, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import JFK
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.servers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+class Server:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env, self.port = env, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        self.proc = subprocess.Popen([sys.executable, "-m", "dubstudio", "serve", "--headless", "--port",
+                                      str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("serve did not answer /api/v1/health within 60 s")
+
+    def interrupt(self) -> float:
+        """Ctrl-C; returns how long the process took to exit."""
+        assert self.proc is not None
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        return time.monotonic() - t
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def env(tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
+    # The isolated data folder and the fake translator come from the fixtures; pytest's own variables
+    # must not reach the server (NiceGUI would think it runs under its test fixture).
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[Server]:
+    s = Server(env).start()
+    yield s
+    s.stop()
+
+
+def token(env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, "-m", "dubstudio", "token"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def submit(server: Server, auth: dict[str, str]) -> str:
+    with JFK.open("rb") as f:
+        r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, timeout=30,
+                       files={"file": ("jfk-11s.flac", f, "audio/flac")}, data={"target_languages": "es"})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def wait_for(server: Server, auth: dict[str, str], job_id: str, status: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", headers=auth, timeout=10).json()
+        if job["status"] == status or job["status"] == "failed":
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.3)
+    raise AssertionError(f"job not {status} after {timeout} s: {job}")
+
+
+def integrity(db: Path) -> str:
+    with sqlite3.connect(db) as c:
+        return str(c.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def test_a_job_through_the_api(server: Server, env: dict[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {token(env)}"}
+    assert httpx.get(f"{server.url}/api/v1/jobs", timeout=5).status_code == 401
+    job_id = submit(server, auth)
+    job = wait_for(server, auth, job_id, "done")
+    assert job["status"] == "done", job
+    assert job["languages"]["es"]["status"] == "done" and job["progress"] == 1.0
+    kinds = {(a["language"], a["kind"]) for a in job["artifacts"]}
+    assert {("es", "audio_wav"), ("es", "audio"), ("es", "captions_srt"), (None, "manifest")} <= kinds
+    listed = httpx.get(f"{server.url}/api/v1/jobs", headers=auth, timeout=5).json()["jobs"]
+    assert [j["id"] for j in listed] == [job_id]
+    missing = httpx.get(f"{server.url}/api/v1/jobs/nope", headers=auth, timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_bad_uploads_get_clear_errors(server: Server, env: dict[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {token(env)}"}
+    r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, files={"file": ("a.mp3", b"not audio", "audio/mpeg")},
+                   data={"target_languages": "es"}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_media"
+    r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, files={"file": ("a.wav", b"", "audio/wav")},
+                   data={"target_languages": "es"}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file"
+    with JFK.open("rb") as f:
+        r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, files={"file": ("jfk.flac", f, "audio/flac")},
+                       data={"target_languages": "klingon"}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_language"
+    r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, data={"target_languages": "es"}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert httpx.get(f"{server.url}/api/v1/jobs", headers=auth, timeout=5).json()["jobs"] == []
+    data = Path(env["DUBSTUDIO_DATA_DIR"])
+    assert not list((data / "storage" / "jobs").glob("*")) if (data / "storage" / "jobs").exists() else True
+
+
+def test_ctrl_c_stops_within_5_s_and_the_job_resumes(env: dict[str, str]) -> None:
+    data = Path(env["DUBSTUDIO_DATA_DIR"])
+    auth = {"Authorization": f"Bearer {token(env)}"}
+    first = Server(env).start()
+    try:
+        job_id = submit(first, auth)
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{first.url}/api/v1/jobs/{job_id}", headers=auth, timeout=5).json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert first.interrupt() < 5.0
+    finally:
+        first.stop()
+    assert integrity(data / "dubstudio.db") == "ok"
+    assert integrity(data / "queue.db") == "ok"
+    second = Server(env).start()
+    try:
+        job = wait_for(second, auth, job_id, "done")
+        assert job["status"] == "done", job
+        assert second.interrupt() < 5.0
+    finally:
+        second.stop()
