@@ -7,13 +7,15 @@ task only carries a job id: the job's state lives in the database, so a lost tas
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from huey import Huey, RedisHuey, SqliteHuey
@@ -45,7 +47,7 @@ def make_huey(settings: Settings) -> Huey:
     return SqliteHuey("dubstudio", filename=str(settings.queue_path))
 
 
-class InProcessConsumer(Consumer):  # type: ignore[misc]
+class InProcessConsumer(Consumer):
     """A consumer inside the server: it leaves SIGINT/SIGTERM to uvicorn (Huey's would take them)."""
 
     def _set_signal_handlers(self) -> None:
@@ -125,20 +127,18 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[T] = loop.create_future()
 
-    def settle(setter: Callable[[Any], None], value: Any) -> None:
+    def settle(outcome: Callable[[], None]) -> None:
         if not fut.done():
-            setter(value)
+            outcome()
 
     def target() -> None:
+        outcome: Callable[[], None]
         try:
-            result = fn(*args)
-            setter, value = fut.set_result, result
+            outcome = functools.partial(fut.set_result, fn(*args))
         except BaseException as exc:  # handed to the awaiting coroutine
-            setter, value = fut.set_exception, exc
-        try:
-            loop.call_soon_threadsafe(settle, setter, value)
-        except RuntimeError:  # the loop is gone: the process is shutting down
-            pass
+            outcome = functools.partial(fut.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the process is shutting down
+            loop.call_soon_threadsafe(settle, outcome)
 
     threading.Thread(target=target, daemon=True, name=f"dubstudio-{getattr(fn, '__name__', 'work')}").start()
     return await fut

@@ -13,7 +13,8 @@ from ..services import Services
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    svc: Services = request.app.state.services
+    return svc
 
 
 async def session(svc: Annotated[Services, Depends(services)]) -> AsyncIterator[AsyncSession]:

@@ -140,8 +140,7 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     k_tr = _key(k_stt, engines.translator.name, lang)
     if not marks.done(f"translate.{lang}", k_tr):
         reporter.stage(lang, "translate", 0.0)
-        translations = translate.run(engines.translator, segments, transcript.language, lang, duration)
-        _write_json(tr_path, translations)
+        _write_json(tr_path, translate.run(engines.translator, segments, transcript.language, lang, duration))
         marks.mark(f"translate.{lang}", k_tr)
     translations: dict[str, str] = _read_json(tr_path)
     reporter.stage(lang, "translate", 1.0)

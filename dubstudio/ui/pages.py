@@ -17,7 +17,8 @@ import logging
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "dubstudio"
 REFRESH_SECONDS = 1.0
+STAGING_MAX_AGE = 24 * 3600.0  # seconds an upload may wait for the Dub button before it is swept away
 UNEXPECTED = "Something went wrong on our side. Try again; if it keeps happening, the log has the details."
 
 STATUS_WORDS = {"queued": "Waiting", "running": "Working", "done": "Done", "failed": "Failed",
@@ -78,7 +80,7 @@ def frame(title: str) -> Iterator[None]:
     ui.page_title(f"{title} · {APP_NAME}")
     dark = ui.dark_mode(False)
     with ui.header().classes("items-center justify-between px-4"):
-        ui.label(APP_NAME).classes("text-xl font-bold").props("role=banner").mark("app-name")
+        ui.label(APP_NAME).classes("text-xl font-bold").mark("app-name")
         ui.switch("Dark mode").bind_value(dark).props('color=white keep-color aria-label="Dark mode"') \
             .mark("dark-toggle")
     with ui.column().classes("w-full max-w-4xl mx-auto p-4 gap-4"):
@@ -107,14 +109,15 @@ async def _read_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
 
 
 class DubForm:
-    def __init__(self, svc: Services, on_created: Any) -> None:
+    def __init__(self, svc: Services, on_created: Callable[[], Awaitable[None]]) -> None:
         self.svc = svc
         self.on_created = on_created
         self.staged: Staged | None = None
         self.staging_root = svc.settings.data_dir / "ui-staging"
+        self.sweep()
         with ui.card().classes("w-full"):
-            self.upload = ui.upload(label="Audio or video file", auto_upload=True, max_files=1,
-                                    on_upload=self.received).classes("w-full").mark("upload")
+            self.upload = ui.upload(label="Audio or video file", auto_upload=True, on_upload=self.received) \
+                .classes("w-full").mark("upload")
             self.file_label = ui.label("No file chosen yet.").classes("text-sm").mark("staged-file")
             with ui.row().classes("w-full items-end gap-4"):
                 self.source = ui.select({"auto": "Detect automatically", **language_options()}, value="en",
@@ -126,6 +129,13 @@ class DubForm:
                 self.button = ui.button("Dub", icon="record_voice_over", on_click=self.dub).mark("dub")
         ui.context.client.on_delete(self.clear)
 
+    def sweep(self) -> None:
+        """Forget uploads left behind by pages closed without a Dub (or a stopped app)."""
+        if self.staging_root.is_dir():
+            for folder in self.staging_root.iterdir():
+                if time.time() - folder.stat().st_mtime > STAGING_MAX_AGE:
+                    shutil.rmtree(folder, ignore_errors=True)
+
     def clear(self) -> None:
         if self.staged is not None:
             self.staged.discard()
@@ -133,7 +143,9 @@ class DubForm:
         self.file_label.set_text("No file chosen yet.")
 
     async def received(self, e: events.UploadEventArguments) -> None:
+        """Keep the file in a staging folder once it is known to hold audio; the label shows which."""
         self.clear()
+        self.upload.reset()  # the label, not the uploader's list, tells which file is ready
         name = clean_filename(e.file.name)
         path = self.staging_root / uuid.uuid4().hex / name
         try:
@@ -142,12 +154,10 @@ class DubForm:
             info = await asyncio.to_thread(ingest.check_input, path, self.svc.settings.max_duration)
         except DubError as err:
             shutil.rmtree(path.parent, ignore_errors=True)
-            self.upload.reset()
             ui.notify(str(err), type="negative", multi_line=True)
             return
         except Exception:
             shutil.rmtree(path.parent, ignore_errors=True)
-            self.upload.reset()
             log.warning("could not take the upload %r", name, exc_info=True)
             ui.notify(UNEXPECTED, type="negative")
             return
@@ -179,13 +189,17 @@ class DubForm:
         finally:
             self.button.enable()
         self.clear()
-        self.upload.reset()
         names = ", ".join(languages.NAMES[t] for t in targets)
         ui.notify(f"Queued {staged.name} for {names}.", type="positive")
         await self.on_created()
 
 
 # --- the job list ------------------------------------------------------------------------------------
+
+def _basic(view: dict[str, Any]) -> dict[str, Any]:
+    """A job's view without its artifacts: what tells that something changed."""
+    return {k: v for k, v in view.items() if k != "artifacts"}
+
 
 def _downloads(job_id: str, filename: str, language: str | None, artifacts: list[dict[str, Any]]) -> None:
     prefix = f"jobs/{job_id}/"
@@ -211,7 +225,7 @@ class LanguageRow:
         self.box = ui.column().classes("w-full gap-1").mark(f"lang lang-{language}")
         self.signature: Any = None
 
-    def update(self, view: dict[str, Any], storage_path: Any) -> None:
+    def update(self, view: dict[str, Any], storage_path: Callable[[str], Path]) -> None:
         task = view["languages"][self.language]
         artifacts = [a for a in view.get("artifacts", []) if a["language"] == self.language]
         signature = (task, artifacts)
@@ -228,7 +242,7 @@ class LanguageRow:
                     .mark("lang-status")
                 ui.linear_progress(task["progress"], show_value=False).classes("grow").mark("lang-progress")
                 ui.label(percent(task["progress"])).classes("text-sm w-12 text-right")
-            if task["error"]:
+            if task["error"] and task["error"]["message"] != (view["error"] or {}).get("message"):
                 ui.label(task["error"]["message"]).classes("text-negative text-sm").mark("lang-error")
             wav = next((a for a in artifacts if a["kind"] == "audio_wav"), None)
             if task["status"] == "done" and wav is not None:
@@ -247,7 +261,7 @@ class JobCard:
             self.rows = [LanguageRow(lang) for lang in view["languages"]]
         self.head_signature: Any = None
 
-    def update(self, view: dict[str, Any], storage_path: Any) -> None:
+    def update(self, view: dict[str, Any], storage_path: Callable[[str], Path]) -> None:
         self.view = _basic(view)
         artifacts = [a for a in view.get("artifacts", []) if a["language"] is None]
         head = {k: view[k] for k in ("status", "stage", "progress", "error", "source_filename")}
@@ -271,10 +285,6 @@ class JobCard:
                         _downloads(view["id"], view["source_filename"], None, artifacts)
         for row in self.rows:
             row.update(view, storage_path)
-
-
-def _basic(view: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in view.items() if k != "artifacts"}
 
 
 def _needs_artifacts(view: dict[str, Any]) -> bool:

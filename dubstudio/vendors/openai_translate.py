@@ -85,14 +85,12 @@ class OpenAITranslator:
     def _ask(self, messages: list[Any]) -> str:
         try:
             try:
-                r = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
-                                                        response_format=self._format)  # type: ignore[arg-type]
+                r = self._create(messages)
             except openai.BadRequestError:
                 if self._format["type"] != "json_schema":
                     raise
                 self._format = {"type": "json_object"}  # the server does not do json_schema; remember it
-                r = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
-                                                        response_format=self._format)  # type: ignore[arg-type]
+                r = self._create(messages)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise PermanentVendorError(f"The translator refused the key ({exc.status_code}).",
                                        hint="Check OPENAI_API_KEY.") from exc
@@ -110,6 +108,11 @@ class OpenAITranslator:
             raise VendorError(f"The translator could not be reached: {exc.message}",
                               hint="Check OPENAI_BASE_URL and that the server runs.") from exc
         return r.choices[0].message.content or ""
+
+    def _create(self, messages: list[Any]) -> Any:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
+                                  "response_format": self._format}
+        return self.client.chat.completions.create(**kwargs)
 
 
 def _validate(content: str, ids: list[str]) -> tuple[dict[str, str] | None, str]:

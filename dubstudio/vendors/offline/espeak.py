@@ -427,7 +427,7 @@ def _handle_forked(engine: _Engine, req: dict[str, Any]) -> dict[str, Any]:
                 answer = {"ok": True, "samples": len(engine.pcm) // 2, "words": engine.words}
             os.write(w, json.dumps(answer).encode())
             code = 0
-        except BaseException as exc:  # noqa: BLE001 - report anything, then leave
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 os.write(w, json.dumps({"ok": False, "kind": "synth", "error": repr(exc)}).encode())
         finally:
@@ -487,7 +487,7 @@ def serve_forever(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = Non
 
     try:
         engine = _Engine()
-    except Exception as exc:  # noqa: BLE001 - tell the client why, then stop
+    except Exception as exc:
         send({"ready": False, "error": str(exc)})
         return
     forking = hasattr(os, "fork")
@@ -501,7 +501,7 @@ def serve_forever(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = Non
             req = json.loads(line)
             req_id = req.get("id")
             answer = handle(engine, req)
-        except Exception as exc:  # noqa: BLE001 - a bad request must not kill the server
+        except Exception as exc:
             answer = {"ok": False, "kind": "synth", "error": repr(exc)}
         answer.update(id=req_id, sample_rate=engine.sample_rate)
         send(answer)
