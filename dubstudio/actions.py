@@ -104,3 +104,16 @@ def job_view(job: Job, *, detail: bool = False) -> dict[str, Any]:
         out["artifacts"] = [{"language": a.language, "kind": a.kind, "path": a.path, "sha256": a.sha256,
                              "bytes": a.bytes} for a in job.artifacts]
     return out
+
+
+async def job_events(session: AsyncSession, user_id: str, job_id: str, after: int = 0,
+                     limit: int = 200) -> list[JobEvent]:
+    await get_job(session, user_id, job_id)  # the caller's, or NotFound
+    q = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after)
+         .order_by(JobEvent.id).limit(limit))
+    return list((await session.execute(q)).scalars().all())
+
+
+def event_view(e: JobEvent) -> dict[str, Any]:
+    return {"id": e.id, "language": e.language, "kind": e.kind, "message": e.message, "data": e.data,
+            "created_at": e.created_at.isoformat()}

@@ -33,7 +33,7 @@ from .vendors.base import Engines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 1.0
 STALE_AFTER = timedelta(seconds=60)
 
 
@@ -178,6 +178,16 @@ class DbReporter:
             if new_stage:
                 s.add(JobEvent(job_id=self.job_id, language=language, kind="stage_started",
                                message=f"{stage} started", data={"stage": stage}))
+
+    def stage_done(self, language: str | None, stage: str, outputs: list[str], reused: bool) -> None:
+        self._call(self._add_event(JobEvent(
+            job_id=self.job_id, language=language, kind="stage_done",
+            message=f"{stage} {'reused' if reused else 'done'}",
+            data={"stage": stage, "reused": reused, "outputs": outputs[:50], "count": len(outputs)})))
+
+    async def _add_event(self, event: JobEvent) -> None:
+        async with self.db.session() as s, s.begin():
+            s.add(event)
 
     def language_done(self, language: str, entry: dict[str, Any]) -> None:
         self._call(self._write_done(language, entry))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from .. import __version__, actions
 from ..errors import NotFound
 from .deps import CurrentUser, ServicesDep, SessionDep
-from .schemas import ErrorBody, Health, JobList, JobOut
+from .schemas import ErrorBody, EventList, Health, JobList, JobOut
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 422, 500, 507)}
@@ -49,6 +49,14 @@ async def list_jobs(user: CurrentUser, session: SessionDep, limit: Annotated[int
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 async def get_job(job_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+
+
+@router.get("/jobs/{job_id}/events", response_model=EventList, tags=["jobs"])
+async def job_events(job_id: str, user: CurrentUser, session: SessionDep,
+                     after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+    events = await actions.job_events(session, user, job_id, after, limit)
+    return {"events": [actions.event_view(e) for e in events]}
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

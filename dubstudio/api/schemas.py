@@ -61,3 +61,16 @@ class JobList(BaseModel):
     jobs: list[JobOut]
     limit: int
     offset: int
+
+
+class EventOut(BaseModel):
+    id: int
+    language: str | None
+    kind: str
+    message: str
+    data: dict[str, Any]
+    created_at: str
+
+
+class EventList(BaseModel):
+    events: list[EventOut]

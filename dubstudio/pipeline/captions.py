@@ -5,6 +5,7 @@ The `srt` library writes and parses the format; this module only decides where c
 
 from __future__ import annotations
 
+import math
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -48,8 +49,9 @@ def cues(items: list[tuple[float, float, str]]) -> list[srt.Subtitle]:
         e = min(max(e, s + MIN_CUE), nxt, s + MAX_CUE)
         if out and s < out[-1].end.total_seconds():
             s = out[-1].end.total_seconds()
-        out.append(srt.Subtitle(index=len(out) + 1, start=timedelta(seconds=round(s, 3)),
-                                end=timedelta(seconds=round(max(e, s + 0.001), 3)), content=text))
+        start_ms, end_ms = round(s * 1000), math.ceil(max(e, s + 0.001) * 1000 - 1e-6)
+        out.append(srt.Subtitle(index=len(out) + 1, start=timedelta(milliseconds=start_ms),
+                                end=timedelta(milliseconds=end_ms), content=text))
     return out
 
 

@@ -53,6 +53,9 @@ class Reporter(Protocol):
     def stage(self, language: str | None, stage: str, fraction: float) -> None:
         """`language` None: a stage shared by every language."""
 
+    def stage_done(self, language: str | None, stage: str, outputs: list[str], reused: bool) -> None:
+        """A stage finished (or its earlier output was `reused`); `outputs` are paths in the job folder."""
+
     def language_done(self, language: str, entry: dict[str, Any]) -> None: ...
 
     def language_failed(self, language: str, error: DubError) -> None: ...
@@ -95,16 +98,19 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     source_sha = sha256_file(spec.source)
 
     k_ingest = _key("ingest", source_sha, spec.sample_rate)
-    if not marks.done("ingest", k_ingest):
+    reused = marks.done("ingest", k_ingest)
+    if not reused:
         reporter.stage(None, "ingest", 0.0)
         duration = ingest.run(spec.source, wd, spec.sample_rate)
         _write_json(wd / "work" / "ingest.json", {"duration": duration})
         marks.mark("ingest", k_ingest)
     duration = _read_json(wd / "work" / "ingest.json")["duration"]
     reporter.stage(None, "ingest", 1.0)
+    reporter.stage_done(None, "ingest", ["work/source.wav", "work/stt.wav"], reused)
 
     k_stt = _key(k_ingest, engines.stt.name, spec.source_language)
-    if not marks.done("transcribe", k_stt):
+    reused = marks.done("transcribe", k_stt)
+    if not reused:
         reporter.stage(None, "transcribe", 0.0)
         transcript = engines.stt.transcribe(wd / "work" / "stt.wav", spec.source_language,
                                             lambda f: reporter.stage(None, "transcribe", f))
@@ -112,6 +118,7 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
         marks.mark("transcribe", k_stt)
     transcript = Transcript.from_dict(_read_json(wd / "transcript.json"))
     reporter.stage(None, "transcribe", 1.0)
+    reporter.stage_done(None, "transcribe", ["transcript.json"], reused)
     if not transcript.segments:
         raise NoSpeech("No speech was found in the source.",
                        hint="Check that the file has spoken words and the source language is right.")
@@ -138,33 +145,40 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     segments = transcript.segments
     tr_path = ld / "translation.json"
     k_tr = _key(k_stt, engines.translator.name, lang)
-    if not marks.done(f"translate.{lang}", k_tr):
+    reused = marks.done(f"translate.{lang}", k_tr)
+    if not reused:
         reporter.stage(lang, "translate", 0.0)
         _write_json(tr_path, translate.run(engines.translator, segments, transcript.language, lang, duration))
         marks.mark(f"translate.{lang}", k_tr)
     translations: dict[str, str] = _read_json(tr_path)
     reporter.stage(lang, "translate", 1.0)
+    reporter.stage_done(lang, "translate", [f"{lang}/translation.json"], reused)
 
     voice = spec.voices.get(lang)
     k_out = _key(k_tr, sha256_file(tr_path), engines.tts.name, voice, spec.sample_rate, spec.duck_db,
                  spec.duck_ramp_ms, spec.max_stretch, spec.loudness_target)
     result = ld / "result.json"
     if marks.done(f"deliver.{lang}", k_out) and result.exists():
+        reporter.stage_done(lang, "deliver", [f"{lang}/result.json"], True)
         return dict(_read_json(result))
 
     clips = synthesize.run(engines.tts, {s.id: translations.get(s.id, "") for s in segments}, lang,
                            ld / "clips", spec.sample_rate, voice, lambda f: reporter.stage(lang, "synthesize", f))
+    reporter.stage_done(lang, "synthesize", [f"{lang}/clips/{p.name}" for p in clips.values()], False)
     reporter.stage(lang, "fit", 0.0)
     decisions, placements = fit.run(segments, clips, duration, spec.sample_rate, wd / "work" / "source.wav",
                                     ld / "fitted", spec.max_stretch)
+    reporter.stage_done(lang, "fit", [f"{lang}/fitted/{p.clip.name}" for p in placements], False)
     reporter.stage(lang, "mix", 0.0)
     master, voice_wav = ld / "dub.wav", ld / "voice.wav"
     mix.run(wd / "work" / "source.wav", placements, master, voice_wav, spec.duck_db, spec.duck_ramp_ms)
     level = normalize(master, spec.loudness_target)
+    reporter.stage_done(lang, "mix", [f"{lang}/dub.wav", f"{lang}/voice.wav"], False)
     reporter.stage(lang, "captions", 0.0)
     srt_path = ld / "captions.srt"
     by_id = {d.segment_id: d for d in decisions}
     captions.write_srt(srt_path, _caption_items(segments, translations, by_id))
+    reporter.stage_done(lang, "captions", [f"{lang}/captions.srt"], False)
     reporter.stage(lang, "deliver", 0.0)
     m4a = ld / "dub.m4a"
     media.encode_aac(master, m4a)
@@ -174,6 +188,7 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     _write_json(result, entry)
     marks.mark(f"deliver.{lang}", k_out)
     reporter.stage(lang, "deliver", 1.0)
+    reporter.stage_done(lang, "deliver", [f"{lang}/dub.m4a", f"{lang}/result.json"], False)
     return entry
 
 

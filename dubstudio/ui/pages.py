@@ -13,11 +13,12 @@ Markers for tests: `upload`, `source-language`, `target-languages`, `dub`, `stag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import shutil
-import uuid
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,25 +128,28 @@ class DubForm:
                                          with_input=True).props("use-chips") \
                     .classes("min-w-[16rem] grow").mark("target-languages")
                 self.button = ui.button("Dub", icon="record_voice_over", on_click=self.dub).mark("dub")
-        ui.context.client.on_delete(self.clear)
+        ui.context.client.on_delete(self.discard)
 
     def sweep(self) -> None:
         """Forget uploads left behind by pages closed without a Dub (or a stopped app)."""
         if self.staging_root.is_dir():
             for folder in self.staging_root.iterdir():
-                if time.time() - folder.stat().st_mtime > STAGING_MAX_AGE:
-                    shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    if time.time() - folder.stat().st_mtime > STAGING_MAX_AGE:
+                        shutil.rmtree(folder, ignore_errors=True)
 
-    def clear(self) -> None:
+    def discard(self) -> None:
         if self.staged is not None:
             self.staged.discard()
             self.staged = None
+
+    def clear(self) -> None:
+        self.discard()
         self.file_label.set_text("No file chosen yet.")
 
     async def received(self, e: events.UploadEventArguments) -> None:
         """Keep the file in a staging folder once it is known to hold audio; the label shows which."""
         self.clear()
-        self.upload.reset()  # the label, not the uploader's list, tells which file is ready
         name = clean_filename(e.file.name)
         path = self.staging_root / uuid.uuid4().hex / name
         try:
@@ -161,6 +165,9 @@ class DubForm:
             log.warning("could not take the upload %r", name, exc_info=True)
             ui.notify(UNEXPECTED, type="negative")
             return
+        finally:
+            self.upload.reset()  # the label, not the uploader's list, tells which file is ready
+        self.discard()  # a file that came in meanwhile
         self.staged = Staged(path, name, info.duration)
         length = f" ({info.duration:.0f} s)" if info.duration else ""
         self.file_label.set_text(f"Ready: {name}{length}")
@@ -172,23 +179,30 @@ class DubForm:
         if not self.targets.value:
             ui.notify("Choose at least one language to dub into.", type="warning")
             return
-        staged, targets = self.staged, list(self.targets.value)
+        # The job takes the file; one uploaded meanwhile is kept for the next Dub.
+        staged, targets, self.staged = self.staged, list(self.targets.value), None
         self.button.disable()
         try:
             async with self.svc.db.session() as s:
                 job = await actions.create_job(self.svc.settings, s, self.svc.storage, LOCAL_USER_ID, staged.name,
                                                _read_chunks(staged.path), self.source.value, targets)
             self.svc.queue.enqueue(job.id)
-        except DubError as err:
-            ui.notify(str(err), type="negative", multi_line=True)
-            return
-        except Exception:
-            log.warning("could not create a job for %r", staged.name, exc_info=True)
-            ui.notify(UNEXPECTED, type="negative")
+        except Exception as exc:
+            if self.staged is None:
+                self.staged = staged  # still ready: the user can fix the problem and press Dub again
+            else:
+                staged.discard()
+            if isinstance(exc, DubError):
+                ui.notify(str(exc), type="negative", multi_line=True)
+            else:
+                log.warning("could not create a job for %r", staged.name, exc_info=True)
+                ui.notify(UNEXPECTED, type="negative")
             return
         finally:
             self.button.enable()
-        self.clear()
+        staged.discard()
+        if self.staged is None:
+            self.file_label.set_text("No file chosen yet.")
         names = ", ".join(languages.NAMES[t] for t in targets)
         ui.notify(f"Queued {staged.name} for {names}.", type="positive")
         await self.on_created()

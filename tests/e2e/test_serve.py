@@ -109,6 +109,9 @@ def test_a_job_through_the_api(server: Server, env: dict[str, str]) -> None:
     assert {("es", "audio_wav"), ("es", "audio"), ("es", "captions_srt"), (None, "manifest")} <= kinds
     listed = httpx.get(f"{server.url}/api/v1/jobs", headers=auth, timeout=5).json()["jobs"]
     assert [j["id"] for j in listed] == [job_id]
+    events = httpx.get(f"{server.url}/api/v1/jobs/{job_id}/events", headers=auth, timeout=5).json()["events"]
+    done = [e["data"]["stage"] for e in events if e["kind"] == "stage_done"]
+    assert done == ["ingest", "transcribe", "translate", "synthesize", "fit", "mix", "captions", "deliver"]
     missing = httpx.get(f"{server.url}/api/v1/jobs/nope", headers=auth, timeout=5)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from nicegui import ui
@@ -22,6 +23,8 @@ JOB_SECONDS = 90  # the dub itself takes ~10-20 s; generous for a loaded CI mach
 def keep_dubstudio_modules() -> Iterator[None]:
     """NiceGUI's fixture drops the modules of page functions (and their parents: `dubstudio`) from
     sys.modules after each test; put them back so later tests see one `dubstudio` package."""
+    import dubstudio.app  # noqa: F401  (the main file's imports, so they are in the snapshot)
+
     saved = {name: mod for name, mod in sys.modules.items() if name == "dubstudio" or name.startswith("dubstudio.")}
     yield
     for name, mod in saved.items():
@@ -54,7 +57,7 @@ async def test_dub_without_a_file_asks_for_one(user: User) -> None:
     await user.should_not_see(marker="job")
 
 
-async def test_a_file_that_is_not_media_is_refused_in_plain_words(user: User, isolated_env: object) -> None:
+async def test_a_file_that_is_not_media_is_refused_in_plain_words(user: User, isolated_env: Path) -> None:
     await user.open("/")
     await upload(user, "notes.txt", "text/plain", b"hello")
     await user.should_see("notes.txt is not an audio or video file", retries=50)
@@ -63,6 +66,8 @@ async def test_a_file_that_is_not_media_is_refused_in_plain_words(user: User, is
     user.find(marker="dub").click()
     await user.should_see("Choose an audio or video file first.")
     await user.should_not_see(marker="job")
+    assert not list((isolated_env / "storage").glob("jobs/*"))
+    assert not list(isolated_env.glob("ui-staging/*"))
 
 
 async def test_dub_jfk_into_spanish(fake_openai: FakeOpenAI, user: User) -> None:
@@ -101,3 +106,16 @@ async def test_download_route_serves_only_recorded_files(user: User) -> None:
     assert response.json()["error"]["code"] == "not_found"
     response = await user.http_client.get("/download/x/../../dubstudio.db")
     assert response.status_code == 404
+
+
+async def test_a_failed_language_shows_its_error_in_plain_words(fake_openai: FakeOpenAI, user: User) -> None:
+    fake_openai.fail_next.extend([401] * 10)  # the translator refuses the key: retrying cannot help
+    await user.open("/")
+    await upload(user, "jfk-11s.flac", "audio/flac", JFK.read_bytes())
+    await user.should_see("Ready: jfk-11s.flac", retries=50)
+    user.find(marker="dub").click()
+    await user.should_see(marker="status-failed", retries=JOB_SECONDS * 10)
+    await user.should_see(marker="lang-error", retries=20)
+    error = user.find(marker="lang-error").elements.pop()
+    assert isinstance(error, ui.label) and error.text and "Traceback" not in error.text
+    await user.should_not_see(kind=ui.audio)

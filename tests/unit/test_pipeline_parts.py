@@ -1,0 +1,63 @@
+"""The pipeline's pure parts: captions within limits, placement anchored, ducking shaped, imports one way."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dubstudio.domain import Segment
+from dubstudio.pipeline import captions, fit, mix
+
+PIPELINE = Path(__file__).resolve().parents[2] / "dubstudio" / "pipeline"
+
+
+def test_captions_keep_the_limits() -> None:
+    long = " ".join(["word"] * 60)
+    cues = captions.cues([(0.0, 3.0, "short line"), (3.2, 20.0, long), (20.5, 20.6, "blink")])
+    for cue in cues:
+        lines = cue.content.split("\n")
+        assert len(lines) <= 2 and all(len(x) <= 42 for x in lines)
+        assert (cue.end - cue.start).total_seconds() <= 7.0
+    for a, b in zip(cues, cues[1:], strict=False):
+        assert a.end <= b.start
+    assert (cues[-1].end - cues[-1].start).total_seconds() >= 5 / 6 - 1e-9
+
+
+def test_placement_is_anchored_and_never_reaches_the_next_line(tmp_path: Path) -> None:
+    rate = 8000
+    source = tmp_path / "source.wav"
+    sf.write(source, 0.1 * np.ones(rate * 10, dtype=np.float32), rate)
+    segs = [Segment("a", 1.0, 2.0, "one"), Segment("b", 3.0, 4.0, "two"), Segment("c", 8.0, 9.0, "three")]
+    clips = {}
+    for name, seconds in (("a", 0.5), ("b", 7.0), ("c", 1.0)):  # b is far too long for its 4.9 s room
+        clips[name] = tmp_path / f"{name}.wav"
+        sf.write(clips[name], 0.3 * np.ones(int(rate * seconds), dtype=np.float32), rate, subtype="FLOAT")
+    decisions, placements = fit.run(segs, clips, 10.0, rate, source, tmp_path / "fitted", max_stretch=1.25)
+    by = {d.segment_id: d for d in decisions}
+    for seg in segs:
+        assert abs(by[seg.id].dub_start - seg.start) <= 0.040
+    assert by["a"].stretch == 1.0 and by["a"].overflow == 0.0 and by["a"].borrowed == 0.0
+    assert by["b"].stretch == 1.25 and by["b"].overflow > 0
+    assert by["b"].dub_end <= segs[2].start - fit.GAP + 1e-6
+    assert [p.start_sample for p in placements] == [rate * 1, rate * 3, rate * 8]
+
+
+def test_ducking_ramps_down_around_speech() -> None:
+    env = mix._duck_envelope(0, 1000, [(400, 600)], duck=0.2, ramp=100)
+    assert env[0] == 1.0 and env[999] == 1.0
+    assert np.allclose(env[400:601], 0.2)
+    assert 0.2 < env[350] < 1.0 and np.all(np.diff(env[290:401]) <= 0)
+
+
+def test_the_pipeline_knows_nothing_of_the_database_the_queue_or_the_web() -> None:
+    banned = ("sqlalchemy", "huey", "nicegui", "fastapi", "dubstudio.db", "dubstudio.tasks", "dubstudio.api")
+    for path in PIPELINE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            relative = node.module or "" if isinstance(node, ast.ImportFrom) and node.level > 0 else ""
+            for name in [*names, "dubstudio." + relative.lstrip(".") if relative.startswith(("db", "tasks")) else ""]:
+                assert not name.startswith(banned), f"{path.name} imports {name}"
