@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -12,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from . import languages
-from .auth.local import LOCAL_USER_ID
 from .config import Settings
-from .db.models import Job, JobEvent, LanguageTask, User
+from .db.models import Job, JobEvent, LanguageTask
 from .errors import BadInput, NotFound
 from .pipeline import ingest
 from .pipeline.audio import sha256_file
@@ -25,15 +25,6 @@ from .vendors import registry
 def _suffix(filename: str) -> str:
     m = re.search(r"\.([A-Za-z0-9]{1,8})$", filename)
     return f".{m[1].lower()}" if m else ""
-
-
-async def ensure_local_user(session: AsyncSession) -> User:
-    user = await session.get(User, LOCAL_USER_ID)
-    if user is None:
-        user = User(id=LOCAL_USER_ID, name="Local user")
-        session.add(user)
-        await session.flush()
-    return user
 
 
 def check_job_request(settings: Settings, source_language: str, targets: str | list[str]) -> tuple[str, list[str]]:
@@ -57,9 +48,10 @@ async def create_job(settings: Settings, session: AsyncSession, storage: LocalSt
     try:
         await storage.write_stream(key, chunks)
         path = storage.local_path(key)
-        info = ingest.check_input(path, settings.max_duration, filename)
+        info = await asyncio.to_thread(ingest.check_input, path, settings.max_duration, filename)
+        digest = await asyncio.to_thread(sha256_file, path)
         job = Job(id=job_id, user_id=user_id, status="queued", source_language=src,
-                  source_filename=filename[-255:] or "upload", source_path=key, source_sha256=sha256_file(path),
+                  source_filename=filename[-255:] or "upload", source_path=key, source_sha256=digest,
                   duration=info.duration, options=options or {}, progress=0.0,
                   languages=[LanguageTask(language=lang, status="queued", progress=0.0) for lang in dst])
         session.add(job)

@@ -10,11 +10,10 @@ import logging
 
 from nicegui import app
 
-from .actions import ensure_local_user
 from .api import errors as api_errors
 from .api.routes import router
 from .config import Settings
-from .runtime import Database, prepare
+from .runtime import Database, prepare_off_loop
 from .services import Services
 from .tasks import Queue, requeue
 from .ui import pages
@@ -26,29 +25,26 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
     """Prepare the data folder and schema, then register everything on NiceGUI's app.
 
     `consumer`: run the queue's consumer in this process (the desktop, or `serve --headless` without
-    separate workers)."""
-    storage = prepare(settings)
+    separate workers). Jobs then run in child processes (Queue(isolate=True))."""
+    storage = prepare_off_loop(settings)
+    svc = Services(settings=settings, db=Database.connect(settings), storage=storage,
+                   queue=Queue(settings, isolate=True))
+    app.state.services = svc  # ready before the first request: start-up handlers run as background tasks
     api_errors.install(app)
     app.include_router(router)
     pages.register()
     state: dict[str, object] = {}
 
     async def startup() -> None:
-        queue = Queue(settings, isolate=True)
-        svc = Services(settings=settings, db=Database.connect(settings), storage=storage, queue=queue)
-        app.state.services = svc
-        async with svc.db.session() as s, s.begin():
-            await ensure_local_user(s)
-        stale = await requeue(queue, svc.db)
+        stale = await requeue(svc.queue, svc.db)
         if stale:
             log.info("requeued %d job(s) left running by a stopped process", len(stale))
         if consumer:
-            c = queue.consumer(in_process=True)
+            c = svc.queue.consumer(in_process=True)
             c.start()
             state["consumer"] = c
 
     async def shutdown() -> None:
-        svc: Services = app.state.services
         interrupted = set(svc.queue.running)  # before the children stop and leave the set
         c = state.pop("consumer", None)
         if c is not None:

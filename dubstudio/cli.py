@@ -130,8 +130,6 @@ async def _dub(settings: Settings, file: Path, targets: str, source: str, out: P
     db = Database.connect(settings)
     try:
         async with db.session() as s:
-            await actions.ensure_local_user(s)
-            await s.commit()
             with file.open("rb") as f:
                 job = await actions.create_job(settings, s, storage, "local", file.name,
                                                iter(lambda: f.read(1 << 20), b""), source, targets)

@@ -5,12 +5,16 @@ The server, a worker and the CLI each build one; nothing here runs at import tim
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from .auth.local import LOCAL_USER_ID
 from .config import Settings
 from .db import migrate
+from .db.models import User
 from .db.session import make_engine, make_sessionmaker
 from .storage.local import LocalStorage
 
@@ -33,10 +37,28 @@ class Database:
         await self.engine.dispose()
 
 
+async def _ensure_local_user(settings: Settings) -> None:
+    db = Database.connect(settings)
+    try:
+        async with db.session() as s, s.begin():
+            if await s.get(User, LOCAL_USER_ID) is None:
+                s.add(User(id=LOCAL_USER_ID, name="Local user"))
+    finally:
+        await db.close()
+
+
 def prepare(settings: Settings) -> LocalStorage:
-    """Check the data folder and bring the schema up to date; call before an event loop starts."""
+    """Check the data folder, bring the schema up to date and make the local user. Alembic and this
+    run their own event loops, so call it where none runs (before one starts, or on a thread)."""
     storage = LocalStorage(settings.storage_dir)
     storage.ensure_writable()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.db_url)
+    asyncio.run(_ensure_local_user(settings))
     return storage
+
+
+def prepare_off_loop(settings: Settings) -> LocalStorage:
+    """prepare() from anywhere, including inside a running event loop (it blocks until done)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(prepare, settings).result()

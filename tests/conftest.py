@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,7 @@ from tests.fakes.servers import serve
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-if not MEDIA.exists():  # CI: shared/ sits beside the clone
-    MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"  # shared/ sits beside the checkout
 JFK = MEDIA / "jfk-11s.flac"
 
 # No test may read the developer's keychain, .env or data folder.
@@ -32,6 +31,18 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DUBSTUDIO_DATA_DIR", str(data))
     monkeypatch.chdir(tmp_path)  # no stray .env
     return data
+
+
+@pytest.fixture(autouse=True)
+def keep_dubstudio_modules() -> Iterator[None]:
+    """NiceGUI's fixture drops the modules of page functions (and their parents: `dubstudio`) from
+    sys.modules after each test; put them back so later tests see one `dubstudio` package."""
+    import dubstudio.app  # noqa: F401  (the main file's imports, so they are in the snapshot)
+
+    saved = {name: mod for name, mod in sys.modules.items() if name == "dubstudio" or name.startswith("dubstudio.")}
+    yield
+    for name, mod in saved.items():
+        sys.modules.setdefault(name, mod)
 
 
 @pytest.fixture(scope="session")

@@ -70,8 +70,6 @@ async def _create(settings: Settings, storage: LocalStorage) -> str:
     db = Database.connect(settings)
     try:
         async with db.session() as s:
-            await actions.ensure_local_user(s)
-            await s.commit()
             with JFK.open("rb") as f:
                 job = await actions.create_job(settings, s, storage, "local", JFK.name,
                                                iter(lambda: f.read(1 << 16), b""), "en", "es")

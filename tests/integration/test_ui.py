@@ -4,11 +4,8 @@ in-process queue consumer, refused files, and the download route."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
@@ -17,18 +14,6 @@ from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
 
 JOB_SECONDS = 90  # the dub itself takes ~10-20 s; generous for a loaded CI machine
-
-
-@pytest.fixture(autouse=True)
-def keep_dubstudio_modules() -> Iterator[None]:
-    """NiceGUI's fixture drops the modules of page functions (and their parents: `dubstudio`) from
-    sys.modules after each test; put them back so later tests see one `dubstudio` package."""
-    import dubstudio.app  # noqa: F401  (the main file's imports, so they are in the snapshot)
-
-    saved = {name: mod for name, mod in sys.modules.items() if name == "dubstudio" or name.startswith("dubstudio.")}
-    yield
-    for name, mod in saved.items():
-        sys.modules.setdefault(name, mod)
 
 
 async def upload(user: User, name: str, content_type: str, data: bytes) -> None:
@@ -68,6 +53,16 @@ async def test_a_file_that_is_not_media_is_refused_in_plain_words(user: User, is
     await user.should_not_see(marker="job")
     assert not list((isolated_env / "storage").glob("jobs/*"))
     assert not list(isolated_env.glob("ui-staging/*"))
+
+
+async def test_without_a_translator_dub_says_how_to_set_one_up(user: User) -> None:
+    await user.open("/")
+    await upload(user, "jfk-11s.flac", "audio/flac", JFK.read_bytes())
+    await user.should_see("Ready: jfk-11s.flac", retries=50)
+    user.find(marker="dub").click()
+    await user.should_see("No translator is configured.", retries=50)
+    await user.should_see("Ready: jfk-11s.flac")  # kept: fix the setting and press Dub again
+    await user.should_not_see(marker="job")
 
 
 async def test_dub_jfk_into_spanish(fake_openai: FakeOpenAI, user: User) -> None:

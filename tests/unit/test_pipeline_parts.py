@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_captions_keep_the_limits() -> None:
         lines = cue.content.split("\n")
         assert len(lines) <= 2 and all(len(x) <= 42 for x in lines)
         assert (cue.end - cue.start).total_seconds() <= 7.0
-    for a, b in zip(cues, cues[1:], strict=False):
+    for a, b in itertools.pairwise(cues):
         assert a.end <= b.start
     assert (cues[-1].end - cues[-1].start).total_seconds() >= 5 / 6 - 1e-9
 

@@ -1,0 +1,233 @@
+"""Third-party notices for a PyInstaller build, from the installed distributions' metadata.
+
+Called by build.spec after the bundle is collected:
+
+    notices.write(dist_dir, analysis)
+
+It writes, beside the executable:
+  * THIRD-PARTY-NOTICES.txt: every distribution with files in the bundle (name, version, licence as
+    declared in its metadata, home page), the native libraries that came from the Python installation
+    or the system rather than from a wheel, and the GPL notes for ffmpeg and espeak-ng;
+  * licenses/<name>-<version>/: the licence files each distribution ships in its .dist-info.
+
+Also runnable on its own, to see which distributions of the current environment would be listed:
+    python packaging/notices.py  [DIST_DIR]
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import re
+import shutil
+import sys
+import sysconfig
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+# Licences some distributions do not declare in their metadata, as published in their repositories.
+UNDECLARED = {
+    "espeakng-loader": "MIT (the loader; not declared in its metadata). It bundles espeak-ng: GPL-3.0-or-later",
+    "huey": "MIT (not declared in its metadata)",
+}
+
+GPL_NOTES = """\
+GPL components
+--------------
+This bundle contains two programs under the GNU General Public License, shipped as separate files:
+
+* ffmpeg ({ffmpeg}), the static build distributed by imageio-ffmpeg {imageio_ffmpeg_version}
+  (file _internal/imageio_ffmpeg/binaries/{ffmpeg}). It is a GPL build (it enables GPL-only parts such
+  as libx264), so it is covered by GPL-3.0-or-later. Its source code: https://ffmpeg.org/download.html
+  (the version is printed by `ffmpeg -version`); the build recipe: https://github.com/imageio/imageio-binaries.
+  dubstudio runs it as a separate program (a child process); it is not linked into dubstudio.
+
+* espeak-ng {espeak_version}, the library and voice data distributed by espeakng-loader {espeak_loader_version}
+  (files _internal/espeakng_loader/). espeak-ng is GPL-3.0-or-later. Its source code:
+  https://github.com/espeak-ng/espeak-ng. dubstudio loads it with ctypes in a helper process.
+
+dubstudio itself is GPL-3.0-or-later, so the bundle as a whole is distributed under GPL-3.0-or-later.
+Whoever distributes this bundle must also offer the complete corresponding source code of these GPL
+parts (and of dubstudio) under the GPL's terms: ship it alongside, or include a written offer valid for
+three years, or point to the same source at the same place for as long as the bundle is offered.
+
+LGPL components (soxr, libsndfile) are shared libraries in their own files under _internal/ and can
+be replaced by the user with compatible builds.
+"""
+
+LICENSE_FILE = re.compile(r"(^|/)(licen[cs]e|copying|notice|authors|copyright)[^/]*$", re.IGNORECASE)
+
+
+def _licence(dist: md.Distribution) -> str:
+    meta = dist.metadata
+    expr = meta.get("License-Expression")
+    if expr:
+        return expr.strip()
+    name = _norm(meta["Name"])
+    if name in UNDECLARED:
+        return UNDECLARED[name]
+    text = (meta.get("License") or "").strip()
+    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []
+                   if c.startswith("License ::")]
+    if text and len(text) <= 80 and "\n" not in text:
+        return text + (f" ({', '.join(classifiers)})" if classifiers and text not in classifiers else "")
+    if classifiers:
+        return ", ".join(classifiers)
+    if text:  # a whole licence pasted into the field: name its first line
+        return text.splitlines()[0][:80] + " ... (full text in licenses/)"
+    return "not declared in its metadata (see licenses/, or the project's home page)"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _home(dist: md.Distribution) -> str:
+    meta = dist.metadata
+    if meta.get("Home-page"):
+        return str(meta["Home-page"])
+    for url in meta.get_all("Project-URL") or []:
+        label, _, link = url.partition(",")
+        if label.strip().lower() in {"homepage", "home", "source", "repository", "source code", "github"}:
+            return link.strip()
+    urls = meta.get_all("Project-URL") or []
+    return urls[0].partition(",")[2].strip() if urls else ""
+
+
+def _top_levels(dist: md.Distribution) -> set[str]:
+    """First path components of the distribution's installed files: packages, modules, *.libs folders."""
+    out: set[str] = set()
+    for f in dist.files or []:
+        parts = Path(str(f)).parts
+        if not parts or parts[0] == ".." or parts[0].endswith((".dist-info", ".egg-info", ".data")):
+            continue
+        first = parts[0]
+        if len(parts) == 1:  # a module or an extension at the top level: six.py, _cffi_backend.cpython-311-...so
+            first = first.split(".")[0]
+        out.add(first)
+    return out
+
+
+def bundled_distributions(names: Iterable[str]) -> list[md.Distribution]:
+    """Distributions owning any of the bundle's top-level names (modules, packages, data folders)."""
+    wanted = set(names)
+    found: dict[str, md.Distribution] = {}
+    for dist in md.distributions():
+        key = _norm(dist.metadata["Name"] or "")
+        if key and key not in found and _top_levels(dist) & wanted:
+            found[key] = dist
+    return sorted(found.values(), key=lambda d: _norm(d.metadata["Name"]))
+
+
+def _analysis_names(analysis: Any) -> tuple[set[str], list[tuple[str, str]]]:
+    """Top-level names in the bundle, and the native libraries that come from outside site-packages."""
+    names: set[str] = set()
+    for dest, _src, _kind in analysis.pure:
+        names.add(dest.split(".")[0])
+    outside: list[tuple[str, str]] = []
+    site = {str(Path(p).resolve()) for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])}
+    for dest, src, _kind in [*analysis.binaries, *analysis.datas]:
+        parts = Path(dest).parts
+        names.add(parts[0] if len(parts) > 1 else parts[0].split(".")[0])
+        if _kind == "BINARY" and src and not any(str(Path(src).resolve()).startswith(s) for s in site):
+            outside.append((dest, src))
+    return names, sorted(outside)
+
+
+def _ffmpeg_name() -> str:
+    try:
+        import imageio_ffmpeg
+
+        return Path(imageio_ffmpeg.get_ffmpeg_exe()).name
+    except Exception:
+        return "ffmpeg"
+
+
+def _version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "?"
+
+
+def _espeak_version() -> str:
+    try:
+        import espeakng_loader
+
+        libs = Path(espeakng_loader.get_library_path()).parent.glob("libespeak-ng.so.*.*")
+        return next((p.name.split(".so.")[1] for p in libs), "")
+    except Exception:
+        return ""
+
+
+def render(dists: list[md.Distribution], outside: list[tuple[str, str]]) -> str:
+    py = sys.version.split()[0]
+    lines = [
+        "dubstudio: third-party notices",
+        "==============================",
+        "",
+        "Generated at build time from the metadata of the Python distributions whose files are in this",
+        "bundle. The licence column is what each distribution declares (License-Expression, License or",
+        "its classifiers); the licence texts they ship are under licenses/<name>-<version>/.",
+        "",
+        f"Python {py}: PSF-2.0 (https://docs.python.org/3/license.html)",
+        "",
+        f"{'distribution':32} {'version':18} licence",
+        f"{'-' * 32} {'-' * 18} {'-' * 40}",
+    ]
+    for d in dists:
+        lines.append(f"{d.metadata['Name']:32} {d.version:18} {_licence(d)}")
+        home = _home(d)
+        if home:
+            lines.append(f"{'':51}{home}")
+    if outside:
+        lines += ["", "Native libraries from the Python installation or the operating system",
+                  "----------------------------------------------------------------------",
+                  "(Python's own extension modules and the libraries they link, e.g. OpenSSL: Apache-2.0,",
+                  "SQLite: public domain, zlib: Zlib, libffi: MIT, bzip2, xz/liblzma, libstdc++/libgcc: GPL-3.0",
+                  "with the GCC Runtime Library Exception.)", ""]
+        lines += [f"  {dest}" for dest, _src in outside]
+    espeak = _espeak_version()
+    lines += ["", GPL_NOTES.format(ffmpeg=_ffmpeg_name(), imageio_ffmpeg_version=_version("imageio-ffmpeg"),
+                                   espeak_version=espeak or "(version not known)",
+                                   espeak_loader_version=_version("espeakng-loader"))]
+    return "\n".join(lines) + "\n"
+
+
+def copy_licence_files(dists: list[md.Distribution], folder: Path) -> int:
+    count = 0
+    for d in dists:
+        target = folder / f"{_norm(d.metadata['Name'])}-{d.version}"
+        for f in d.files or []:
+            rel = str(f)
+            if ".dist-info/" not in rel.replace("\\", "/") or not LICENSE_FILE.search(rel.split(".dist-info/", 1)[1]):
+                continue
+            src = Path(str(d.locate_file(f)))
+            if src.is_file():
+                dest = target / rel.split(".dist-info/", 1)[1]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+                count += 1
+    return count
+
+
+def write(dist_dir: Path, analysis: Any) -> Path:
+    names, outside = _analysis_names(analysis)
+    dists = bundled_distributions(names)
+    notices = dist_dir / "THIRD-PARTY-NOTICES.txt"
+    notices.write_text(render(dists, outside), encoding="utf-8")
+    licenses = dist_dir / "licenses"
+    shutil.rmtree(licenses, ignore_errors=True)
+    copied = copy_licence_files(dists, licenses)
+    print(f"notices: {len(dists)} distributions, {copied} licence files -> {notices}")
+    return notices
+
+
+if __name__ == "__main__":
+    every = sorted(md.distributions(), key=lambda d: _norm(d.metadata["Name"]))
+    text = render(every, [])
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
+        (Path(sys.argv[1]) / "THIRD-PARTY-NOTICES.txt").write_text(text, encoding="utf-8")
+    else:
+        print(text)
