@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/dubstudio serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check dubstudio tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: lint

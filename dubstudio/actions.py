@@ -6,6 +6,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -37,22 +38,37 @@ def check_job_request(settings: Settings, source_language: str, targets: str | l
     return src, dst
 
 
+Chunks = AsyncIterator[bytes] | Iterable[bytes]
+
+
+async def _store(settings: Settings, storage: LocalStorage, key: str, filename: str, chunks: Chunks) -> Path:
+    """Write an upload under `key` and check it is media we can use (off the event loop)."""
+    await storage.write_stream(key, chunks)
+    path = storage.local_path(key)
+    await asyncio.to_thread(ingest.check_input, path, settings.max_duration, filename)
+    return path
+
+
 async def create_job(settings: Settings, session: AsyncSession, storage: LocalStorage, user_id: str,
-                     filename: str, chunks: AsyncIterator[bytes] | Iterable[bytes], source_language: str = "en",
-                     targets: str | list[str] = "es", options: dict[str, Any] | None = None) -> Job:
-    """Store the file under a new job, check it is usable media and record the job; the caller queues
-    it. A refused file leaves nothing behind."""
+                     filename: str, chunks: Chunks, source_language: str = "en",
+                     targets: str | list[str] = "es", options: dict[str, Any] | None = None,
+                     background: tuple[str, Chunks] | None = None) -> Job:
+    """Store the file (and a background track: stems) under a new job, check they are usable media and
+    record the job; the caller queues it. A refused file leaves nothing behind."""
     src, dst = check_job_request(settings, source_language, targets)
     job_id = uuid.uuid4().hex
     key = f"jobs/{job_id}/input/source{_suffix(filename)}"
     try:
-        await storage.write_stream(key, chunks)
-        path = storage.local_path(key)
-        info = await asyncio.to_thread(ingest.check_input, path, settings.max_duration, filename)
+        path = await _store(settings, storage, key, filename, chunks)
+        bg_key = None
+        if background is not None:
+            bg_key = f"jobs/{job_id}/input/background{_suffix(background[0])}"
+            await _store(settings, storage, bg_key, background[0], background[1])
+        info = await asyncio.to_thread(ingest.media.probe, path)
         digest = await asyncio.to_thread(sha256_file, path)
         job = Job(id=job_id, user_id=user_id, status="queued", source_language=src,
-                  source_filename=filename[-255:] or "upload", source_path=key, source_sha256=digest,
-                  duration=info.duration, options=options or {}, progress=0.0,
+                  source_filename=filename[-255:] or "upload", source_path=key, background_path=bg_key,
+                  source_sha256=digest, duration=info.duration, options=options or {}, progress=0.0,
                   languages=[LanguageTask(language=lang, status="queued", progress=0.0) for lang in dst])
         session.add(job)
         session.add(JobEvent(job_id=job_id, kind="created", message=f"dub {filename} into {', '.join(dst)}"))

@@ -7,6 +7,7 @@ clears routes between tests, gets them back each time its main file runs.
 from __future__ import annotations
 
 import logging
+import threading
 
 from nicegui import app
 
@@ -34,6 +35,7 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
     app.include_router(router)
     pages.register()
     state: dict[str, object] = {}
+    stopping = threading.Event()
 
     async def startup() -> None:
         stale = await requeue(svc.queue, svc.db)
@@ -43,8 +45,10 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
             c = svc.queue.consumer(in_process=True)
             c.start()
             state["consumer"] = c
+            svc.queue.watch(stopping)
 
     async def shutdown() -> None:
+        stopping.set()
         interrupted = set(svc.queue.running)  # before the children stop and leave the set
         c = state.pop("consumer", None)
         if c is not None:

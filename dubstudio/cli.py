@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -27,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("file", type=Path)
     d.add_argument("--to", required=True, help="target languages, comma-separated, e.g. es,fr")
     d.add_argument("--from", dest="source", default="en", help="source language (default en)")
+    d.add_argument("--background", type=Path, help="a background track: FILE is then the voice track (stems)")
     d.add_argument("--out", type=Path, help="output folder (default: FILE's name + .dub beside it)")
     sub.add_parser("token", help="print the local API token")
     return p
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             return _worker(settings)
         if args.command == "dub":
-            return asyncio.run(_dub(settings, args.file, args.to, args.source, args.out))
+            return asyncio.run(_dub(settings, args.file, args.to, args.source, args.out, args.background))
         if args.command == "token":
             return _token(settings)
         _parser().print_help()
@@ -91,7 +94,12 @@ def _worker(settings: Settings) -> int:
             await db.close()
 
     asyncio.run(stale())
-    queue.consumer(in_process=False).run()
+    stop = threading.Event()
+    queue.watch(stop)
+    try:
+        queue.consumer(in_process=False).run()
+    finally:
+        stop.set()
     return 0
 
 
@@ -115,7 +123,8 @@ def _token(settings: Settings) -> int:
     return 0
 
 
-async def _dub(settings: Settings, file: Path, targets: str, source: str, out: Path | None) -> int:
+async def _dub(settings: Settings, file: Path, targets: str, source: str, out: Path | None,
+               background: Path | None = None) -> int:
     from tqdm import tqdm
 
     from . import actions
@@ -123,16 +132,22 @@ async def _dub(settings: Settings, file: Path, targets: str, source: str, out: P
     from .runtime import Database, prepare
     from .tasks import Queue, in_daemon_thread
 
-    if not file.is_file():
-        raise DubError(f"No file at {file}.", hint="Check the path.")
+    for path in (file, background):
+        if path is not None and not path.is_file():
+            raise DubError(f"No file at {path}.", hint="Check the path.")
     actions.check_job_request(settings, source, targets)
     storage = await asyncio.to_thread(prepare, settings)
     db = Database.connect(settings)
     try:
         async with db.session() as s:
-            with file.open("rb") as f:
+            with contextlib.ExitStack() as files:
+                f = files.enter_context(file.open("rb"))
+                bg = None
+                if background is not None:
+                    b = files.enter_context(background.open("rb"))
+                    bg = (background.name, iter(lambda: b.read(1 << 20), b""))
                 job = await actions.create_job(settings, s, storage, "local", file.name,
-                                               iter(lambda: f.read(1 << 20), b""), source, targets)
+                                               iter(lambda: f.read(1 << 20), b""), source, targets, background=bg)
         queue = Queue(settings)
         run = asyncio.ensure_future(in_daemon_thread(queue.run_job.call_local, job.id))
         with tqdm(total=100, unit="%", desc="queued", file=sys.stderr,

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
                                description="Largest speed-up of a dubbed line; never over 1.35.")
     loudness_target: float = Field(-16.0, ge=-31, le=-5,
                                    description="Integrated loudness of the masters (LUFS); -23 for broadcast.")
+    voices: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Voices by language and speaker, as JSON, e.g. "
+        '`{"es": {"S1": "es+m3", "S2": "es+f3"}}`; unset: the engine\'s voices in turn, one per speaker.')
+    stale_after: float = Field(60.0, gt=0, description="Seconds without a heartbeat after which a running job "
+                               "counts as lost (its worker died) and is queued again.")
+    requeue_every: float = Field(30.0, gt=0, description="Seconds between checks for lost jobs in a consumer.")
     open_browser: bool = Field(True, description="Open the UI in the browser when `serve` starts (not headless).")
 
     @classmethod

@@ -65,9 +65,12 @@ class FitDecision:
     segment_id: str
     dub_start: float
     dub_end: float
-    stretch: float = 1.0
-    overflow: float = 0.0
-    borrowed: float = 0.0
+    stretch: float = 1.0  # time-stretch without pitch change (rate × stretch stays within the cap)
+    overflow: float = 0.0  # seconds that did not fit and were faded out
+    borrowed: float = 0.0  # seconds of the silence after the line that it uses
+    rate: float = 1.0  # speaking rate asked of the voice engine
+    attempts: int = 0  # shorter lines asked of the translator
+    voice: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,3 +37,13 @@ def parse_list(codes: str | list[str]) -> list[str]:
     if not out:
         raise UnknownLanguage("No target language given.", hint="Name at least one, e.g. --to es.")
     return out
+
+
+# ISO 639-2/B codes, for language tags in media containers.
+ISO639_2 = {
+    "ar": "ara", "bg": "bul", "ca": "cat", "cs": "cze", "da": "dan", "de": "ger", "el": "gre", "en": "eng",
+    "es": "spa", "et": "est", "fi": "fin", "fr": "fre", "he": "heb", "hi": "hin", "hr": "hrv", "hu": "hun",
+    "id": "ind", "it": "ita", "ja": "jpn", "ko": "kor", "lt": "lit", "lv": "lav", "ms": "may", "nl": "dut",
+    "no": "nor", "pl": "pol", "pt": "por", "ro": "rum", "ru": "rus", "sk": "slo", "sl": "slv", "sr": "srp",
+    "sv": "swe", "ta": "tam", "th": "tha", "tr": "tur", "uk": "ukr", "vi": "vie", "zh": "chi",
+}

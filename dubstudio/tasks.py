@@ -33,8 +33,8 @@ from .vendors.base import Engines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-HEARTBEAT_SECONDS = 1.0
-STALE_AFTER = timedelta(seconds=60)
+HEARTBEAT_SECONDS = 1.0  # progress within a stage is written at most this often
+HEARTBEAT_INTERVAL = 10.0  # a running job's heartbeat, whatever its stage
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -108,6 +108,28 @@ class Queue:
                 self.children.discard(child)
         finally:
             self.running.discard(job_id)
+
+    def watch(self, stop: threading.Event) -> threading.Thread:
+        """Every `requeue_every` seconds until `stop` is set, queue again the jobs whose worker died."""
+
+        async def once() -> None:
+            db = Database.connect(self.settings)
+            try:
+                if claimed := await requeue(self, db):
+                    log.info("requeued %d job(s) whose worker stopped: %s", len(claimed), ", ".join(claimed))
+            finally:
+                await db.close()
+
+        def loop() -> None:
+            while not stop.wait(self.settings.requeue_every):
+                try:
+                    asyncio.run(once())
+                except Exception:  # a database hiccup must not end the watch
+                    log.warning("the check for lost jobs failed", exc_info=True)
+
+        thread = threading.Thread(target=loop, daemon=True, name="dubstudio-requeue")
+        thread.start()
+        return thread
 
     def stop_children(self, grace: float = 2.0) -> None:
         """End the job processes (they resume from their last stage when requeued)."""
@@ -233,14 +255,18 @@ async def execute(queue: Queue, job_id: str) -> None:
                 return
             job.status, job.heartbeat_at, job.error_code, job.error_message = "running", utcnow(), None, None
             languages = [t.language for t in await job.awaitable_attrs.languages]
+            storage = LocalStorage(settings.storage_dir)
             spec = pipeline.JobSpec(
-                job_id=job.id, source=LocalStorage(settings.storage_dir).local_path(job.source_path),
+                job_id=job.id, source=storage.local_path(job.source_path),
+                background=storage.local_path(job.background_path) if job.background_path else None,
                 workdir=settings.storage_dir / "jobs" / job.id, source_language=job.source_language,
                 targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
                 duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
-                loudness_target=settings.loudness_target, source_name=job.source_filename)
+                loudness_target=job.options.get("loudness_target", settings.loudness_target),
+                voices=settings.voices, source_name=job.source_filename)
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None
+        beating = asyncio.create_task(_heartbeat(db, job_id))
         try:
             engines = await in_daemon_thread(queue.engines)
             data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
@@ -259,6 +285,8 @@ async def execute(queue: Queue, job_id: str) -> None:
         except Exception as exc:  # a bug: keep the job's record honest and the worker alive
             log.exception("job %s failed unexpectedly", job_id)
             status, code, message = "failed", "internal_error", f"An unexpected error stopped the job: {exc!r}"
+        finally:
+            beating.cancel()
         async with db.session() as s, s.begin():
             await s.execute(update(Job).where(Job.id == job_id).values(
                 status=status, error_code=code, error_message=message, finished_at=utcnow(),
@@ -273,16 +301,33 @@ async def execute(queue: Queue, job_id: str) -> None:
         await db.close()
 
 
+async def _heartbeat(db: Database, job_id: str) -> None:
+    """While a job runs, say so every HEARTBEAT_INTERVAL, also through stages that report no progress."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
+        async with db.session() as s, s.begin():
+            await s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+
+
 async def requeue(queue: Queue, db: Database, job_ids: set[str] | None = None) -> list[str]:
-    """Put 'running' jobs back on the queue, once each: those named (this process is stopping in the
-    middle of them) or, by default, those whose heartbeat went stale (their process died)."""
-    q = select(Job).where(Job.status == "running")
-    q = q.where(Job.id.in_(job_ids)) if job_ids is not None else q.where(Job.heartbeat_at < utcnow() - STALE_AFTER)
-    async with db.session() as s, s.begin():
-        jobs = (await s.execute(q)).scalars().all()
-        for job in jobs:
-            job.status, job.heartbeat_at = "queued", utcnow()
-            s.add(JobEvent(job_id=job.id, kind="requeued", message="requeued after the worker stopped"))
-    for job in jobs:
-        queue.enqueue(job.id)
-    return [j.id for j in jobs]
+    """Put 'running' jobs back on the queue: those named (this process is stopping in the middle of
+    them) or, by default, those whose heartbeat went stale (their process died). Each job is claimed
+    by a conditional update, so when several processes look at once, exactly one requeues it."""
+    stale = utcnow() - timedelta(seconds=queue.settings.stale_after)
+    q = select(Job.id).where(Job.status == "running")
+    q = q.where(Job.id.in_(job_ids)) if job_ids is not None else q.where(Job.heartbeat_at < stale)
+    claimed: list[str] = []
+    async with db.session() as s:
+        candidates = (await s.execute(q)).scalars().all()
+    for job_id in candidates:
+        async with db.session() as s, s.begin():
+            claim = update(Job).where(Job.id == job_id, Job.status == "running")
+            if job_ids is None:
+                claim = claim.where(Job.heartbeat_at < stale)
+            won = await s.execute(claim.values(status="queued", heartbeat_at=utcnow()).returning(Job.id))
+            if won.scalar_one_or_none() is not None:
+                s.add(JobEvent(job_id=job_id, kind="requeued", message="requeued after its worker stopped"))
+                claimed.append(job_id)
+    for job_id in claimed:
+        queue.enqueue(job_id)
+    return claimed

@@ -1,16 +1,22 @@
-"""captions: SRT cues within the usual limits (42 characters a line, 2 lines a cue, at most 7 s).
+"""captions: SRT and WebVTT cues within the usual limits: at most 42 characters a line, 2 lines a cue,
+cues from 5/6 s to 7 s, never overlapping. Long lines are split on word timings where there are any
+(the source language), else in proportion to their characters (a translation).
 
-The `srt` library writes and parses the format; this module only decides where cues break.
+The `srt` and `webvtt-py` libraries write the formats; this module only decides where cues break.
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import srt
+import webvtt
+
+from ..domain import Word
 
 LINE = 42
 LINES = 2
@@ -18,43 +24,75 @@ MAX_CUE = 7.0
 MIN_CUE = 5 / 6
 
 
-def _chunks(text: str) -> list[str]:
-    """Split text into pieces that wrap into at most LINES lines of LINE characters."""
-    lines = textwrap.wrap(" ".join(text.split()), LINE, break_long_words=True)
-    return ["\n".join(lines[i:i + LINES]) for i in range(0, len(lines), LINES)]
+@dataclass
+class Item:
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
 
 
-def cues(items: list[tuple[float, float, str]]) -> list[srt.Subtitle]:
-    """One or more cues per (start, end, text), times shared by characters, never overlapping."""
-    pieces: list[tuple[float, float, str]] = []
-    for start, end, text in items:
-        chunks = _chunks(text)
-        if not chunks:
-            continue
-        total = sum(len(c) for c in chunks)
-        n_by_time = max(1, int(-(-(end - start) // MAX_CUE)))
-        if n_by_time > len(chunks):  # a long line with little text: split its time more finely
-            words = text.split()
-            per = -(-len(words) // n_by_time)
-            chunks = [c for i in range(0, len(words), per) for c in _chunks(" ".join(words[i:i + per]))]
-            total = sum(len(c) for c in chunks)
-        t = start
-        for c in chunks:
-            d = (end - start) * len(c) / total
-            pieces.append((t, t + d, c))
-            t += d
-    out: list[srt.Subtitle] = []
-    for i, (s, e, text) in enumerate(pieces):
-        nxt = pieces[i + 1][0] if i + 1 < len(pieces) else float("inf")
-        e = min(max(e, s + MIN_CUE), nxt, s + MAX_CUE)
-        if out and s < out[-1].end.total_seconds():
-            s = out[-1].end.total_seconds()
-        start_ms, end_ms = round(s * 1000), math.ceil(max(e, s + 0.001) * 1000 - 1e-6)
-        out.append(srt.Subtitle(index=len(out) + 1, start=timedelta(milliseconds=start_ms),
-                                end=timedelta(milliseconds=end_ms), content=text))
+def _fits(text: str) -> bool:
+    return len(textwrap.wrap(text, LINE, break_long_words=True)) <= LINES
+
+
+def _by_words(item: Item) -> list[tuple[float, float, str]]:
+    """Greedy: add words while the text wraps into LINES lines and the cue stays under MAX_CUE."""
+    out: list[tuple[float, float, str]] = []
+    group: list[Word] = []
+    for w in item.words:
+        if group and (not _fits(" ".join(x.text for x in [*group, w])) or w.end - group[0].start > MAX_CUE):
+            out.append((group[0].start, group[-1].end, " ".join(x.text for x in group)))
+            group = []
+        group.append(w)
+    if group:
+        out.append((group[0].start, group[-1].end, " ".join(x.text for x in group)))
     return out
 
 
-def write_srt(path: Path, items: list[tuple[float, float, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(srt.compose(cues(items), reindex=False), encoding="utf-8")
+def _by_characters(item: Item) -> list[tuple[float, float, str]]:
+    lines = textwrap.wrap(" ".join(item.text.split()), LINE, break_long_words=True)
+    chunks = [" ".join(lines[i:i + LINES]) for i in range(0, len(lines), LINES)]
+    pieces = max(len(chunks), math.ceil((item.end - item.start) / MAX_CUE))
+    if pieces > len(chunks):  # a long line with little text: split its words more finely
+        words = item.text.split()
+        per = max(1, math.ceil(len(words) / pieces))
+        chunks = [" ".join(words[i:i + per]) for i in range(0, len(words), per)]
+    total = sum(len(c) for c in chunks) or 1
+    out, t = [], item.start
+    for c in chunks:
+        d = (item.end - item.start) * len(c) / total
+        out.append((t, t + d, c))
+        t += d
+    return out
+
+
+def cues(items: list[Item]) -> list[srt.Subtitle]:
+    pieces: list[tuple[float, float, str]] = []
+    for item in items:
+        if item.text.strip():
+            pieces += _by_words(item) if item.words else _by_characters(item)
+    out: list[srt.Subtitle] = []
+    for i, (s, e, text) in enumerate(pieces):
+        nxt = pieces[i + 1][0] if i + 1 < len(pieces) else math.inf
+        if out:
+            s = max(s, out[-1].end.total_seconds())
+        e = min(max(e, s + MIN_CUE), nxt, s + MAX_CUE)
+        start_ms, end_ms = round(s * 1000), math.ceil(max(e, s + 0.001) * 1000 - 1e-6)
+        out.append(srt.Subtitle(index=len(out) + 1, start=timedelta(milliseconds=start_ms),
+                                end=timedelta(milliseconds=end_ms),
+                                content="\n".join(textwrap.wrap(text, LINE, break_long_words=True))))
+    return out
+
+
+def _vtt_time(t: timedelta) -> str:
+    ms = round(t.total_seconds() * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def write(srt_path: Path, vtt_path: Path, items: list[Item]) -> None:
+    subs = cues(items)
+    srt_path.parent.mkdir(parents=True, exist_ok=True)
+    srt_path.write_text(srt.compose(subs, reindex=False), encoding="utf-8")
+    vtt = webvtt.WebVTT(captions=[webvtt.Caption(_vtt_time(c.start), _vtt_time(c.end), c.content) for c in subs])
+    vtt_path.write_text(vtt.content, encoding="utf-8")

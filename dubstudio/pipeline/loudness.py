@@ -1,32 +1,33 @@
-"""Loudness: measured by ffmpeg's BS.1770 meter (streamed), corrected by one gain pass in blocks."""
+"""Loudness: the mix measured by ffmpeg's BS.1770 meter (streamed), then mastered in one pass to the
+target (gain plus a look-ahead limiter), and the result measured again for the manifest."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 from . import media
-from .audio import BLOCK_SECONDS
 
-PEAK_CEILING = -1.0  # dBTP
+PEAK_CEILING = -1.0  # dBTP, PRODUCT.md
+SAMPLE_LIMIT = -2.0  # the limiter works on samples; 1 dB below the ceiling leaves room for inter-sample peaks
+TOLERANCE = 0.3  # LU; the product allows 1
 
 
-def normalize(path: Path, target_lufs: float) -> dict[str, float]:
-    """Bring `path` toward `target_lufs` without letting the true peak pass PEAK_CEILING; return the
-    figures measured on the result."""
-    integrated, peak = media.loudness(path)
-    if np.isfinite(integrated):
-        gain = min(target_lufs - integrated, PEAK_CEILING - peak if np.isfinite(peak) else 0.0)
-        if abs(gain) > 0.05:
-            factor = 10 ** (gain / 20)
-            info = sf.info(path)
-            tmp = path.with_name(path.name + ".part")
-            with sf.SoundFile(tmp, "w", info.samplerate, info.channels, info.subtype, format="WAV") as out:
-                for block in sf.blocks(path, blocksize=int(BLOCK_SECONDS * info.samplerate), dtype="float32"):
-                    out.write(np.clip(block * factor, -1.0, 1.0))
-            tmp.replace(path)
-            integrated, peak = media.loudness(path)
-    return {"integrated_lufs": round(integrated, 1) if np.isfinite(integrated) else None,  # type: ignore[dict-item]
-            "true_peak_dbtp": round(peak, 1) if np.isfinite(peak) else None}  # type: ignore[dict-item]
+def finish(mix: Path, target: float, wav: Path, m4a: Path) -> dict[str, float | None]:
+    """Write the WAV master and the AAC file from `mix` at `target` LUFS, true peak under the ceiling."""
+    integrated, _ = media.loudness(mix)
+    gain = target - integrated if math.isfinite(integrated) else 0.0
+    limit = SAMPLE_LIMIT
+    for _ in range(3):  # a second pass only when the limiter took loudness away or a peak slipped through
+        integrated, peak = media.master(mix, gain, limit, wav, m4a)
+        if not math.isfinite(integrated):
+            break
+        over = peak - PEAK_CEILING if math.isfinite(peak) else 0.0
+        if over <= 0 and abs(integrated - target) <= TOLERANCE:
+            break
+        if over > 0:
+            limit -= over + 0.2
+        gain += target - integrated
+    return {"integrated_lufs": round(integrated, 1) if math.isfinite(integrated) else None,
+            "true_peak_dbtp": round(peak, 1) if math.isfinite(peak) else None,
+            "target_lufs": target}

@@ -15,20 +15,21 @@ def artifact(kind: str, path: Path, root: Path) -> dict[str, Any]:
             "bytes": path.stat().st_size}
 
 
-def language_entry(segments: list[Segment], translations: dict[str, str], decisions: list[FitDecision],
-                   loudness: dict[str, float], artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+def language_entry(segments: list[Segment], spoken: dict[str, str], decisions: list[FitDecision],
+                   loudness: dict[str, Any], artifacts: list[dict[str, Any]]) -> dict[str, Any]:
     by_id = {d.segment_id: d for d in decisions}
     rows = []
     for seg in segments:
         d = by_id[seg.id]
         rows.append({"id": seg.id, "speaker": seg.speaker, "source_start": round(seg.start, 3),
                      "source_end": round(seg.end, 3), "dub_start": d.dub_start, "dub_end": d.dub_end,
-                     "stretch": d.stretch, "overflow": d.overflow, "borrowed": d.borrowed,
-                     "text": seg.text, "translation": translations.get(seg.id, "")})
+                     "stretch": d.stretch, "overflow": d.overflow, "borrowed": d.borrowed, "rate": d.rate,
+                     "attempts": d.attempts, "voice": d.voice, "text": seg.text,
+                     "translation": spoken.get(seg.id, "")})
     return {"segments": rows, "loudness": loudness, "artifacts": artifacts}
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)

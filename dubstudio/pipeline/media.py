@@ -69,20 +69,61 @@ def decode(src: Path, outputs: list[tuple[Path, int]]) -> None:
     _run(args, f"decode {src.name}")
 
 
-def encode_aac(wav: Path, dst: Path, bitrate: str = "192k") -> None:
-    """AAC in an .m4a; -bitexact and no metadata keep two runs byte-identical."""
-    _run(["-y", "-loglevel", "error", "-i", str(wav), "-map_metadata", "-1", "-c:a", "aac", "-b:a", bitrate,
-          "-fflags", "+bitexact", "-flags:a", "+bitexact", "-movflags", "+faststart", str(dst)],
-         f"encode {dst.name}")
-
-
 def loudness(wav: Path) -> tuple[float, float]:
     """Integrated loudness (LUFS) and true peak (dBTP) by ffmpeg's BS.1770 meter, streamed."""
     proc = _run(["-loglevel", "info", "-i", str(wav), "-af", "ebur128=peak=true:framelog=quiet",
                  "-f", "null", "-"], f"measure {wav.name}")
-    err = proc.stderr.decode(errors="replace")
-    summary = err[err.rfind("Summary:"):]
+    return _summary(proc.stderr.decode(errors="replace"))
+
+
+BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"]  # no dates or versions
+
+
+def _summary(stderr: str) -> tuple[float, float]:
+    summary = stderr[stderr.rfind("Summary:"):]
     i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     p = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
-    to_f = lambda m: float(m[1]) if m and m[1] != "-inf" else float("-inf")  # noqa: E731
-    return to_f(i), to_f(p)
+    return (float(i[1]) if i and i[1] != "-inf" else float("-inf"),
+            float(p[1]) if p and p[1] != "-inf" else float("-inf"))
+
+
+def master(mix: Path, gain_db: float, limit_db: float, wav: Path, m4a: Path,
+           bitrate: str = "192k") -> tuple[float, float]:
+    """One pass over the mix: gain, a look-ahead peak limiter, the 24-bit WAV master and the AAC file,
+    and a BS.1770 measurement of what was written. Returns (integrated LUFS, true peak dBTP)."""
+    graph = (f"[0:a]volume={gain_db:.3f}dB,alimiter=limit={10 ** (limit_db / 20):.5f}:attack=5:release=60:"
+             "level=0:latency=1,asplit=3[w][m][e];[e]ebur128=peak=true:framelog=quiet[eo]")
+    proc = _run(["-y", "-loglevel", "info", "-i", str(mix), "-filter_complex", graph,
+                 "-map", "[w]", "-c:a", "pcm_s24le", *BITEXACT, str(wav),
+                 "-map", "[m]", "-c:a", "aac", "-b:a", bitrate, *BITEXACT, "-movflags", "+faststart", str(m4a),
+                 "-map", "[eo]", "-f", "null", "-"], f"master {wav.name}")
+    return _summary(proc.stderr.decode(errors="replace"))
+
+
+def video_container(source: Path) -> str:
+    """The container for a dubbed video: the source's where it can hold AAC, else Matroska."""
+    suffix = source.suffix.lower()
+    return suffix if suffix in (".mp4", ".mov", ".mkv", ".m4v") else ".mkv"
+
+
+def mux(video: Path, tracks: list[tuple[Path, str, str]], dst: Path, keep_original: bool = False) -> None:
+    """`video`'s picture (copied, never re-encoded) with audio tracks (path, ISO 639-2 language, title),
+    copied too; `keep_original` puts the source's own audio first."""
+    args = ["-y", "-loglevel", "error", "-i", str(video)]
+    for path, _, _ in tracks:
+        args += ["-i", str(path)]
+    args += ["-map", "0:v:0"]
+    if keep_original:
+        args += ["-map", "0:a:0"]
+    for n in range(len(tracks)):
+        args += ["-map", f"{n + 1}:a:0"]
+    args += ["-c", "copy", *BITEXACT, "-flags:v", "+bitexact"]
+    offset = 1 if keep_original else 0
+    for n, (_, lang, title) in enumerate(tracks):
+        args += [f"-metadata:s:a:{n + offset}", f"language={lang}", f"-metadata:s:a:{n + offset}", f"title={title}"]
+    args += [f"-disposition:a:{offset}", "default"] if tracks else []
+    if dst.suffix in (".mp4", ".mov", ".m4v"):
+        args += ["-movflags", "+faststart"]
+    tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
+    _run([*args, str(tmp)], f"write {dst.name}")
+    tmp.replace(dst)

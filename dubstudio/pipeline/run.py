@@ -1,29 +1,33 @@
 """run: the stages in order for one job, each skipped when its inputs have not changed.
 
 Each stage leaves its output under the job's folder and a marker `stages/<name>.key` holding a hash of
-its inputs; a rerun or a resume after a crash redoes only stages whose key changed. The pipeline knows
-nothing of the database or the queue: it tells a Reporter what happens.
+its inputs; a rerun or a resume after a crash redoes only stages whose key changed, and within
+synthesize only lines not yet spoken. Languages run in parallel. The pipeline knows nothing of the
+database or the queue: it tells a Reporter what happens.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..domain import FitDecision, Segment, Transcript
-from ..errors import DubError, NoSpeech
+from ..domain import Transcript
+from ..errors import BadInput, DubError, NoSpeech
+from ..languages import ISO639_2, NAMES
 from ..vendors.base import Engines
 from . import captions, fit, ingest, manifest, media, mix, synthesize, translate
 from .audio import sha256_file
-from .loudness import normalize
+from .loudness import finish
 
 # Share of a language's progress each stage stands for; ingest and transcribe are shared by all languages.
-WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.15, "synthesize": 0.30, "fit": 0.05,
-           "mix": 0.10, "captions": 0.02, "deliver": 0.08}
+WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 0.30, "fit": 0.05,
+           "mix": 0.10, "captions": 0.02, "deliver": 0.13}
 STAGES = list(WEIGHTS)
 
 
@@ -40,13 +44,15 @@ class JobSpec:
     workdir: Path
     source_language: str
     targets: list[str]
+    background: Path | None = None  # stems: the source is the voice track, this the rest
     sample_rate: int = 48000
     duck_db: float = -14.0
     duck_ramp_ms: float = 150.0
     max_stretch: float = 1.25
     loudness_target: float = -16.0
-    voices: dict[str, str] = field(default_factory=dict)  # by language
+    voices: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> speaker -> voice
     source_name: str = ""  # the name the user gave the file, for the manifest
+    parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 class Reporter(Protocol):
@@ -91,20 +97,29 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+@dataclass
+class _Shared:
+    """What every language starts from."""
+
+    transcript: Transcript
+    inputs: dict[str, Any]
+    key: str
+
+
 def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     """Run every stage; returns the manifest. A language that fails is reported and the others go on;
     a failure of a shared stage raises."""
     wd, marks = spec.workdir, _Markers(spec.workdir)
     source_sha = sha256_file(spec.source)
+    background_sha = sha256_file(spec.background) if spec.background else None
 
-    k_ingest = _key("ingest", source_sha, spec.sample_rate)
+    k_ingest = _key("ingest", source_sha, background_sha, spec.sample_rate)
     reused = marks.done("ingest", k_ingest)
     if not reused:
         reporter.stage(None, "ingest", 0.0)
-        duration = ingest.run(spec.source, wd, spec.sample_rate)
-        _write_json(wd / "work" / "ingest.json", {"duration": duration})
+        _write_json(wd / "work" / "ingest.json", ingest.run(spec.source, wd, spec.sample_rate, spec.background))
         marks.mark("ingest", k_ingest)
-    duration = _read_json(wd / "work" / "ingest.json")["duration"]
+    inputs = _read_json(wd / "work" / "ingest.json")
     reporter.stage(None, "ingest", 1.0)
     reporter.stage_done(None, "ingest", ["work/source.wav", "work/stt.wav"], reused)
 
@@ -121,30 +136,53 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     reporter.stage_done(None, "transcribe", ["transcript.json"], reused)
     if not transcript.segments:
         raise NoSpeech("No speech was found in the source.",
-                       hint="Check that the file has spoken words and the source language is right.")
-    src_lang = transcript.language
-    captions.write_srt(wd / f"captions.{src_lang}.srt", [(s.start, s.end, s.text) for s in transcript.segments])
+                       hint="Check that the file has spoken words and that the source language is right.")
+    src = transcript.language
+    captions.write(wd / f"captions.{src}.srt", wd / f"captions.{src}.vtt",
+                   [captions.Item(s.start, s.end, s.text, s.words) for s in transcript.segments])
 
+    shared = _Shared(transcript, inputs, k_stt)
     languages: dict[str, Any] = {}
-    for lang in spec.targets:
+
+    def one(lang: str) -> None:
         try:
-            languages[lang] = _language(spec, engines, reporter, marks, transcript, k_stt, duration, lang)
+            languages[lang] = _language(spec, engines, reporter, marks, shared, lang)
             reporter.language_done(lang, languages[lang])
         except DubError as err:
             reporter.language_failed(lang, err)
-    data = {"job_id": spec.job_id, "source": {"duration": round(duration, 3), "sha256": source_sha,
-                                              "language": src_lang, "filename": spec.source_name or spec.source.name},
-            "captions": {src_lang: f"captions.{src_lang}.srt"}, "languages": languages}
+
+    with ThreadPoolExecutor(max(1, min(spec.parallel, len(spec.targets)))) as pool:
+        list(pool.map(one, spec.targets))
+
+    data: dict[str, Any] = {
+        "job_id": spec.job_id,
+        "source": {"duration": round(inputs["duration"], 3), "sha256": source_sha, "language": src,
+                   "filename": spec.source_name or spec.source.name},
+        "captions": {src: {"srt": f"captions.{src}.srt", "vtt": f"captions.{src}.vtt"}},
+        "languages": {lang: languages[lang] for lang in spec.targets if lang in languages},
+    }
+    if "background" in inputs:
+        data["source"]["background"] = {"sha256": background_sha, **inputs["background"]}
+    done = [lang for lang in spec.targets if lang in languages]
+    if inputs.get("has_video") and done:
+        everything = wd / f"video.all{media.video_container(spec.source)}"
+        media.mux(spec.source, [(wd / lang / "dub.m4a", ISO639_2[lang], NAMES[lang]) for lang in done], everything,
+                  keep_original=True)
+        data["video_all_languages"] = manifest.artifact("video_all", everything, wd)
     manifest.write(wd / "manifest.json", data)
     return data
 
 
-def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Markers, transcript: Transcript,
-              k_stt: str, duration: float, lang: str) -> dict[str, Any]:
+def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Markers, shared: _Shared,
+              lang: str) -> dict[str, Any]:
     wd, ld = spec.workdir, spec.workdir / lang
-    segments = transcript.segments
+    transcript, segments = shared.transcript, shared.transcript.segments
+    if lang == transcript.language:
+        raise BadInput(f"The source is already in {NAMES.get(lang, lang)}.",
+                       hint="Remove it from the target languages.")
+    duration = shared.inputs["duration"]
     tr_path = ld / "translation.json"
-    k_tr = _key(k_stt, engines.translator.name, lang)
+    k_tr = _key(shared.key, engines.translator.name, lang)
     reused = marks.done(f"translate.{lang}", k_tr)
     if not reused:
         reporter.stage(lang, "translate", 0.0)
@@ -154,55 +192,60 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     reporter.stage(lang, "translate", 1.0)
     reporter.stage_done(lang, "translate", [f"{lang}/translation.json"], reused)
 
-    voice = spec.voices.get(lang)
-    k_out = _key(k_tr, sha256_file(tr_path), engines.tts.name, voice, spec.sample_rate, spec.duck_db,
-                 spec.duck_ramp_ms, spec.max_stretch, spec.loudness_target)
+    voices = synthesize.assign_voices(segments, engines.tts, lang, spec.voices.get(lang))
+    k_out = _key(k_tr, sha256_file(tr_path), engines.tts.name, voices, spec.sample_rate, spec.duck_db,
+                 spec.duck_ramp_ms, spec.max_stretch, spec.loudness_target, spec.background is not None)
     result = ld / "result.json"
     if marks.done(f"deliver.{lang}", k_out) and result.exists():
         reporter.stage_done(lang, "deliver", [f"{lang}/result.json"], True)
         return dict(_read_json(result))
 
-    clips = synthesize.run(engines.tts, {s.id: translations.get(s.id, "") for s in segments}, lang,
-                           ld / "clips", spec.sample_rate, voice, lambda f: reporter.stage(lang, "synthesize", f))
-    reporter.stage_done(lang, "synthesize", [f"{lang}/clips/{p.name}" for p in clips.values()], False)
+    reporter.stage(lang, "synthesize", 0.0)
+    lines = synthesize.run(engines.tts, engines.translator, segments, translations, transcript.language, lang,
+                           duration, ld / "clips", spec.sample_rate, spec.max_stretch, voices,
+                           lambda f: reporter.stage(lang, "synthesize", f))
+    synthesize.save(ld / "lines.json", lines)
+    reporter.stage_done(lang, "synthesize", [f"{lang}/lines.json"], False)
+
     reporter.stage(lang, "fit", 0.0)
-    decisions, placements = fit.run(segments, clips, duration, spec.sample_rate, wd / "work" / "source.wav",
+    decisions, placements = fit.run(segments, lines, ld / "clips", spec.sample_rate, wd / "work" / "source.wav",
                                     ld / "fitted", spec.max_stretch)
     reporter.stage_done(lang, "fit", [f"{lang}/fitted/{p.clip.name}" for p in placements], False)
+
     reporter.stage(lang, "mix", 0.0)
-    master, voice_wav = ld / "dub.wav", ld / "voice.wav"
-    mix.run(wd / "work" / "source.wav", placements, master, voice_wav, spec.duck_db, spec.duck_ramp_ms)
-    level = normalize(master, spec.loudness_target)
-    reporter.stage_done(lang, "mix", [f"{lang}/dub.wav", f"{lang}/voice.wav"], False)
+    mix_wav, voice_wav = ld / "mix.wav", ld / "voice.wav"
+    background = wd / "work" / "background.wav" if spec.background else None
+    mix.run(wd / "work" / "source.wav", placements, mix_wav, voice_wav, spec.duck_db, spec.duck_ramp_ms, background)
+    reporter.stage_done(lang, "mix", [f"{lang}/mix.wav", f"{lang}/voice.wav"], False)
+
     reporter.stage(lang, "captions", 0.0)
-    srt_path = ld / "captions.srt"
-    by_id = {d.segment_id: d for d in decisions}
-    captions.write_srt(srt_path, _caption_items(segments, translations, by_id))
-    reporter.stage_done(lang, "captions", [f"{lang}/captions.srt"], False)
+    spoken = {line.segment_id: line.text for line in lines}
+    srt_path, vtt_path = ld / "captions.srt", ld / "captions.vtt"
+    captions.write(srt_path, vtt_path, [captions.Item(d.dub_start, d.dub_end, spoken[d.segment_id])
+                                        for d in decisions if spoken[d.segment_id] and d.dub_end > d.dub_start])
+    reporter.stage_done(lang, "captions", [f"{lang}/captions.srt", f"{lang}/captions.vtt"], False)
+
     reporter.stage(lang, "deliver", 0.0)
-    m4a = ld / "dub.m4a"
-    media.encode_aac(master, m4a)
-    arts = [manifest.artifact(kind, p, wd) for kind, p in
-            [("audio_wav", master), ("audio", m4a), ("voice_wav", voice_wav), ("captions_srt", srt_path)]]
-    entry = manifest.language_entry(segments, translations, decisions, level, arts)
+    master, m4a = ld / "dub.wav", ld / "dub.m4a"
+    level = finish(mix_wav, spec.loudness_target, master, m4a)
+    outputs = [("audio_wav", master), ("audio", m4a), ("voice_wav", voice_wav), ("captions_srt", srt_path),
+               ("captions_vtt", vtt_path)]
+    if shared.inputs.get("has_video"):
+        video = ld / f"video{media.video_container(spec.source)}"
+        media.mux(spec.source, [(m4a, ISO639_2[lang], NAMES[lang])], video)
+        outputs.append(("video", video))
+    mix_wav.unlink()  # the master holds it now; a rerun of this language remakes it
+    arts = [manifest.artifact(kind, path, wd) for kind, path in outputs]
+    entry = manifest.language_entry(segments, spoken, decisions, level, arts)
     _write_json(result, entry)
     marks.mark(f"deliver.{lang}", k_out)
     reporter.stage(lang, "deliver", 1.0)
-    reporter.stage_done(lang, "deliver", [f"{lang}/dub.m4a", f"{lang}/result.json"], False)
+    reporter.stage_done(lang, "deliver", [str(p.relative_to(wd)) for _, p in outputs], False)
     return entry
 
 
-def _caption_items(segments: list[Segment], translations: dict[str, str],
-                   by_id: dict[str, FitDecision]) -> list[tuple[float, float, str]]:
-    items = []
-    for s in segments:
-        d = by_id[s.id]
-        if translations.get(s.id) and d.dub_end > d.dub_start:
-            items.append((d.dub_start, d.dub_end, translations[s.id]))
-    return items
-
-
-DELIVERABLE_GLOBS = ("manifest.json", "captions.*.srt", "*/dub.wav", "*/dub.m4a", "*/voice.wav", "*/captions.srt")
+DELIVERABLE_GLOBS = ("manifest.json", "captions.*.srt", "captions.*.vtt", "video.all.*", "*/dub.wav", "*/dub.m4a",
+                     "*/voice.wav", "*/captions.srt", "*/captions.vtt", "*/video.*")
 
 
 def export(workdir: Path, out_dir: Path) -> list[Path]:

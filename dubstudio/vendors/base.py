@@ -1,4 +1,9 @@
-"""The three engine interfaces the pipeline calls. Implementations live beside this module."""
+"""The three engine interfaces the pipeline calls. Implementations live beside this module.
+
+Every implementation turns its vendor's failures into ours at this boundary: `VendorError` (with
+`retry_after` where the vendor gave one) for what a retry may fix, `PermanentVendorError` for what it
+cannot (401, 403, 400, quota), naming the vendor, the cause and the setting to fix.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,11 @@ Progress = Callable[[float], None]  # fraction 0..1 of the current stage
 
 
 class SpeechToText(Protocol):
-    name: str
+    name: str  # engine and model, e.g. "offline" or "deepgram:nova-3": part of the cache keys
 
     def transcribe(self, wav_path: Path, language: str, progress: Progress | None = None) -> Transcript:
-        """Segments with word timings from a 16 kHz mono WAV. `language` may be 'auto'."""
+        """Segments with word timings (and speakers where the engine gives them) from a 16 kHz mono WAV.
+        `language` may be 'auto'; the Transcript says which language was heard."""
         ...
 
 
@@ -28,12 +34,21 @@ class Translator(Protocol):
         """Translations by segment id. `budgets` caps characters per segment where given."""
         ...
 
+    def shorten(self, text: str, translation: str, source: str, target: str, max_chars: int) -> str:
+        """A shorter translation of `text` (now `translation`) within `max_chars`, same meaning."""
+        ...
+
 
 class TextToSpeech(Protocol):
     name: str
+    max_rate: float  # the fastest speaking rate the engine offers (1.0: it has no rate control)
+
+    def voices(self, language: str) -> list[str]:
+        """Voice ids for a language, the default first; distinct speakers get distinct voices."""
+        ...
 
     def synthesize(self, text: str, language: str, voice: str | None = None, rate: float = 1.0) -> Speech:
-        """Speech for one line. `rate` > 1 speaks faster, where the engine can."""
+        """Speech for one line. `rate` > 1 speaks faster (up to `max_rate`), where the engine can."""
         ...
 
 

@@ -28,6 +28,12 @@ SCHEMA: dict[str, Any] = {
     "required": ["translations"], "additionalProperties": False,
 }
 
+SHORTEN = (
+    "You shorten one line of a video's dubbing script in {dst} (translated from {src}) so that it can be "
+    "spoken in less time. Keep the meaning and the register; at most {max_chars} characters. "
+    'Answer only JSON: {{"translations": [{{"id": "line", "text": "..."}}]}}.'
+)
+
 SYSTEM = (
     "You translate a video's dubbing script from {src} to {dst}. Translate every line, keeping its id. "
     "Each line must be speakable in about the same time as the original: stay within its max_chars. "
@@ -64,6 +70,14 @@ class OpenAITranslator:
             }
             out.update(self._batch(payload, [s.id for s in batch], source, target))
         return out
+
+    def shorten(self, text: str, translation: str, source: str, target: str, max_chars: int) -> str:
+        src, dst = NAMES.get(source, source), NAMES.get(target, target)
+        payload = {"lines": [{"id": "line", "text": translation, "max_chars": max_chars}], "original": text}
+        messages: list[Any] = [{"role": "system", "content": SHORTEN.format(src=src, dst=dst, max_chars=max_chars)},
+                               {"role": "user", "content": json.dumps(payload, ensure_ascii=False)}]
+        result, _ = _validate(self._ask(messages), ["line"])
+        return result["line"] if result else translation  # an unusable answer: keep the line as it was
 
     def _batch(self, payload: dict[str, Any], ids: list[str], source: str, target: str) -> dict[str, str]:
         messages: list[Any] = [

@@ -33,6 +33,7 @@ def fake_translate(text: str, target: str) -> str:
 @dataclass
 class FakeOpenAI:
     calls: int = 0
+    shorten_calls: int = 0
     fail_next: list[Any] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
@@ -54,8 +55,16 @@ class FakeOpenAI:
                                                "code": None}}, status_code=int(fault),
                                     headers={"retry-after": "0"} if fault == 429 else None)
             system = body["messages"][0]["content"]
-            target = "es" if "to Spanish" in system else "fr" if "to French" in system else "xx"
             user = json.loads(next(m["content"] for m in body["messages"] if m["role"] == "user"))
+            if system.startswith("You shorten"):  # drop words from the end until the line fits
+                self.shorten_calls += 1
+                line = user["lines"][0]
+                words = line["text"].split()
+                while len(words) > 1 and len(" ".join(words)) > line["max_chars"]:
+                    words.pop()
+                out = {"translations": [{"id": line["id"], "text": " ".join(words)}]}
+                return JSONResponse(_completion(body, json.dumps(out, ensure_ascii=False)))
+            target = "es" if "to Spanish" in system else "fr" if "to French" in system else "xx"
             out = {"translations": [{"id": line["id"], "text": fake_translate(line["text"], target)}
                                     for line in user["lines"]]}
             return JSONResponse(_completion(body, json.dumps(out, ensure_ascii=False)))

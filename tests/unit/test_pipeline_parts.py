@@ -4,45 +4,54 @@ from __future__ import annotations
 
 import ast
 import itertools
+import itertools
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from dubstudio.domain import Segment
-from dubstudio.pipeline import captions, fit, mix
+from dubstudio.domain import Segment, Word
+from dubstudio.pipeline import captions, fit, mix, synthesize
 
 PIPELINE = Path(__file__).resolve().parents[2] / "dubstudio" / "pipeline"
 
 
 def test_captions_keep_the_limits() -> None:
     long = " ".join(["word"] * 60)
-    cues = captions.cues([(0.0, 3.0, "short line"), (3.2, 20.0, long), (20.5, 20.6, "blink")])
+    words = [Word(f"w{i}", 30 + i * 0.4, 30 + i * 0.4 + 0.3) for i in range(50)]
+    items = [captions.Item(0.0, 3.0, "short line"), captions.Item(3.2, 20.0, long),
+             captions.Item(20.5, 20.6, "blink"), captions.Item(30.0, 50.0, " ".join(w.text for w in words), words)]
+    cues = captions.cues(items)
     for cue in cues:
         lines = cue.content.split("\n")
         assert len(lines) <= 2 and all(len(x) <= 42 for x in lines)
-        assert (cue.end - cue.start).total_seconds() <= 7.0
+        assert 5 / 6 - 1e-9 <= (cue.end - cue.start).total_seconds() <= 7.0
     for a, b in itertools.pairwise(cues):
         assert a.end <= b.start
-    assert (cues[-1].end - cues[-1].start).total_seconds() >= 5 / 6 - 1e-9
+    on_words = [c for c in cues if c.start.total_seconds() >= 30]
+    assert len(on_words) > 1 and {c.start.total_seconds() for c in on_words} <= {round(w.start, 3) for w in words}
 
 
-def test_placement_is_anchored_and_never_reaches_the_next_line(tmp_path: Path) -> None:
+def test_a_line_too_long_for_its_room_is_stretched_within_the_cap_and_the_rest_is_overflow(tmp_path: Path) -> None:
     rate = 8000
     source = tmp_path / "source.wav"
     sf.write(source, 0.1 * np.ones(rate * 10, dtype=np.float32), rate)
     segs = [Segment("a", 1.0, 2.0, "one"), Segment("b", 3.0, 4.0, "two"), Segment("c", 8.0, 9.0, "three")]
-    clips = {}
-    for name, seconds in (("a", 0.5), ("b", 7.0), ("c", 1.0)):  # b is far too long for its 4.9 s room
-        clips[name] = tmp_path / f"{name}.wav"
-        sf.write(clips[name], 0.3 * np.ones(int(rate * seconds), dtype=np.float32), rate, subtype="FLOAT")
-    decisions, placements = fit.run(segs, clips, 10.0, rate, source, tmp_path / "fitted", max_stretch=1.25)
+    rooms = synthesize.rooms(segs, 10.0)
+    assert rooms == pytest.approx([1.9, 4.9, 2.0])
+    lines = []
+    for seg, room, seconds in zip(segs, rooms, (0.5, 7.0, 1.0), strict=True):  # b: far too long for 4.9 s
+        name = f"{seg.id}.wav"
+        sf.write(tmp_path / name, 0.3 * np.ones(int(rate * seconds), dtype=np.float32), rate, subtype="FLOAT")
+        lines.append(synthesize.Line(seg.id, seg.text, "v", room, seconds, seconds, clip=name))
+    decisions, placements = fit.run(segs, lines, tmp_path, rate, source, tmp_path / "fitted", max_speedup=1.25)
     by = {d.segment_id: d for d in decisions}
     for seg in segs:
         assert abs(by[seg.id].dub_start - seg.start) <= 0.040
     assert by["a"].stretch == 1.0 and by["a"].overflow == 0.0 and by["a"].borrowed == 0.0
     assert by["b"].stretch == 1.25 and by["b"].overflow > 0
-    assert by["b"].dub_end <= segs[2].start - fit.GAP + 1e-6
+    assert by["b"].dub_end <= segs[2].start - synthesize.GAP + 1e-6
     assert [p.start_sample for p in placements] == [rate * 1, rate * 3, rate * 8]
 
 

@@ -231,6 +231,13 @@ class EspeakTTS:
     """
 
     name = "offline"
+    max_rate = 2.0  # espeak speaks up to 450 wpm; the fit stage caps the speed-up far lower
+    VARIANTS = ("", "+m3", "+f3", "+m2", "+f2", "+m4", "+f4")  # distinct timbres for distinct speakers
+
+    def voices(self, language: str) -> list[str]:
+        """The language's espeak voice, then the same voice with other timbres."""
+        base = voice_for(language)
+        return [base + v for v in self.VARIANTS]
 
     def __init__(self, *, seed: int = DEFAULT_SEED, timeout: float = _CHILD_TIMEOUT + 10) -> None:
         self.seed = seed
