@@ -82,10 +82,16 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=16, description="Queue consumer threads in a worker or in `serve`.")
     api_token: SecretStr | None = Field(None, description="Local API token; empty: one is created on first "
                                         "start and kept in the keychain or a 0600 file in the data folder.")
-    stt: Literal["offline"] = Field("offline", description="Speech-to-text engine: `offline` (pocketsphinx, English).")
+    stt: Literal["offline", "deepgram"] = Field(
+        "offline", description="Speech-to-text engine: `offline` (pocketsphinx, English) or `deepgram` (nova-3: many "
+        "languages, speakers; needs DEEPGRAM_API_KEY).")
     translator: Literal["openai"] = Field(
         "openai", description="Translation engine: `openai` (any OpenAI-compatible server).")
-    tts: Literal["offline"] = Field("offline", description="Text-to-speech engine: `offline` (espeak-ng).")
+    tts: Literal["offline", "deepgram", "elevenlabs"] = Field(
+        "offline", description="Text-to-speech engine: `offline` (espeak-ng), `deepgram` (Aura-2: en, es, de, fr, nl, "
+        "it, ja; needs DEEPGRAM_API_KEY) or `elevenlabs` (premium voices, needs DUBSTUDIO_PREMIUM_VOICES=true and "
+        "ELEVENLABS_API_KEY).")
+    premium_voices: bool = Field(False, description="Feature flag: allow the ElevenLabs voices.")
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("OPENAI_API_KEY", "DUBSTUDIO_OPENAI_API_KEY"),
         description="Key for the OpenAI-compatible translator (`OPENAI_API_KEY`; keychain entry `openai_api_key`).")
@@ -98,10 +104,17 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("DEEPGRAM_API_KEY", "DUBSTUDIO_DEEPGRAM_API_KEY"),
         description="Deepgram key (`DEEPGRAM_API_KEY`; keychain entry `deepgram_api_key`).")
     deepgram_base_url: str = Field("https://api.deepgram.com", description="Deepgram API base URL.")
+    deepgram_stt_model: str = Field("nova-3", description="Deepgram speech-to-text model.")
     elevenlabs_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("ELEVENLABS_API_KEY", "DUBSTUDIO_ELEVENLABS_API_KEY"),
         description="ElevenLabs key (`ELEVENLABS_API_KEY`; keychain entry `elevenlabs_api_key`).")
     elevenlabs_base_url: str = Field("https://api.elevenlabs.io", description="ElevenLabs API base URL.")
+    elevenlabs_model: str = Field("eleven_multilingual_v2",
+                                  description="ElevenLabs model, e.g. `eleven_flash_v2_5` (faster, cheaper).")
+    elevenlabs_voices: str = Field("", description="ElevenLabs voice ids, the first the default: `id1,id2` for every "
+                                   "language, or `es=id1,id2;fr=id3` per language (`*` for the rest); empty: "
+                                   "ElevenLabs' premade voices.")
+    vendor_concurrency: int = Field(4, ge=1, le=32, description="Cloud text-to-speech calls in flight at once.")
     vendor_timeout: float = Field(60.0, gt=0, description="Seconds before one vendor call is abandoned.")
     vendor_retries: int = Field(3, ge=0, le=10, description="Retries of one failed vendor call.")
     max_duration: float = Field(4 * 3600.0, gt=0, description="Longest input accepted, in seconds.")

@@ -15,6 +15,7 @@ import openai
 from ..domain import Segment
 from ..errors import PermanentVendorError, TranslatorNotConfigured, VendorError
 from ..languages import NAMES
+from .retry import call_with_retries, parse_retry_after
 
 BATCH = 40
 CONTEXT = 3
@@ -50,9 +51,11 @@ class OpenAITranslator:
                 "No translator is configured.",
                 hint="Set OPENAI_API_KEY (or store it in the keychain), or OPENAI_BASE_URL for a local "
                 "OpenAI-compatible server such as Ollama; or choose DUBSTUDIO_TRANSLATOR=manual.")
-        # Local servers need no key, but the SDK insists on one.
+        # Local servers need no key, but the SDK insists on one. Retries happen in one place for every
+        # vendor (retry.call_with_retries), so the SDK's own are off.
         self.client = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url or None,
-                                    timeout=timeout, max_retries=retries)
+                                    timeout=timeout, max_retries=0)
+        self.retries = retries
         self.model = model
         self.name = f"openai:{model}"
         self._format: dict[str, Any] = {"type": "json_schema", "json_schema": {
@@ -97,6 +100,9 @@ class OpenAITranslator:
                           hint="Try another model (DUBSTUDIO_OPENAI_MODEL) or enter the translations by hand.")
 
     def _ask(self, messages: list[Any]) -> str:
+        return call_with_retries(lambda: self._ask_once(messages), vendor="OpenAI", attempts=self.retries + 1)
+
+    def _ask_once(self, messages: list[Any]) -> str:
         try:
             try:
                 r = self._create(messages)
@@ -115,10 +121,9 @@ class OpenAITranslator:
             raise PermanentVendorError(f"The translator does not know model {self.model!r}.",
                                        hint="Set DUBSTUDIO_OPENAI_MODEL to a model the server has.") from exc
         except openai.APIStatusError as exc:
-            retry = exc.response.headers.get("retry-after")
             raise VendorError(f"The translator failed ({exc.status_code}).",
-                              retry_after=float(retry) if retry and retry.isdigit() else None) from exc
-        except openai.APIError as exc:  # timeouts and dropped connections, after the SDK's own retries
+                              retry_after=parse_retry_after(exc.response.headers)) from exc
+        except openai.APIError as exc:  # timeouts and dropped connections
             raise VendorError(f"The translator could not be reached: {exc.message}",
                               hint="Check OPENAI_BASE_URL and that the server runs.") from exc
         return r.choices[0].message.content or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
+from ..errors import ConfigError
 from .base import SpeechToText, TextToSpeech, Translator
 
 
@@ -14,13 +15,35 @@ def translator(settings: Settings) -> Translator:
 
 
 def stt(settings: Settings) -> SpeechToText:
+    if settings.stt == "deepgram":
+        from .deepgram import DeepgramSTT
+
+        # A whole file's transcription takes the server a while: never less than 300 s.
+        return DeepgramSTT(settings.secret("deepgram_api_key"), settings.deepgram_base_url,
+                           model=settings.deepgram_stt_model, timeout=max(settings.vendor_timeout, 300.0),
+                           retries=settings.vendor_retries)
     from .offline.pocketsphinx_stt import PocketsphinxSTT
 
     return PocketsphinxSTT()
 
 
 def tts(settings: Settings) -> TextToSpeech:
+    if settings.tts == "deepgram":
+        from .deepgram import DeepgramTTS
+
+        return DeepgramTTS(settings.secret("deepgram_api_key"), settings.deepgram_base_url,
+                           timeout=settings.vendor_timeout, retries=settings.vendor_retries,
+                           concurrency=settings.vendor_concurrency)
+    if settings.tts == "elevenlabs":
+        if not settings.premium_voices:
+            raise ConfigError("The ElevenLabs voices are behind a feature flag.",
+                              hint="Set DUBSTUDIO_PREMIUM_VOICES=true, or choose DUBSTUDIO_TTS=offline or deepgram.")
+        from .elevenlabs import ElevenLabsTTS, parse_voice_setting
+
+        return ElevenLabsTTS(settings.secret("elevenlabs_api_key"), settings.elevenlabs_base_url,
+                             model=settings.elevenlabs_model, voices=parse_voice_setting(settings.elevenlabs_voices),
+                             timeout=settings.vendor_timeout, retries=settings.vendor_retries,
+                             concurrency=settings.vendor_concurrency)
     from .offline.espeak import EspeakTTS
 
     return EspeakTTS()
-
