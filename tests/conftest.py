@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.deepgram_server import FakeDeepgram
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.servers import serve
 
@@ -59,4 +60,23 @@ def fake_openai(fake_openai_server: tuple[FakeOpenAI, str], monkeypatch: pytest.
     fake.fail_next.clear()
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return fake
+
+
+@pytest.fixture(scope="session")
+def fake_deepgram_server() -> Iterator[tuple[FakeDeepgram, str]]:
+    fake = FakeDeepgram()
+    with serve(fake) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_deepgram(fake_deepgram_server: tuple[FakeDeepgram, str], monkeypatch: pytest.MonkeyPatch) -> FakeDeepgram:
+    """The fake Deepgram as both engines (speech to text and voices), configured as a user would."""
+    fake, url = fake_deepgram_server
+    fake.reset()
+    monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-test-key")
+    monkeypatch.setenv("DUBSTUDIO_DEEPGRAM_BASE_URL", url)
+    monkeypatch.setenv("DUBSTUDIO_STT", "deepgram")
+    monkeypatch.setenv("DUBSTUDIO_TTS", "deepgram")
     return fake

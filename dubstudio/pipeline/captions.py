@@ -67,18 +67,32 @@ def _by_characters(item: Item) -> list[tuple[float, float, str]]:
     return out
 
 
+def _merge_short(pieces: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """A cue too short to read joins the next one where the two still fit one cue."""
+    out: list[tuple[float, float, str]] = []
+    for piece in pieces:
+        if out:
+            s, e, text = out[-1]
+            joined = f"{text} {piece[2]}"
+            if e - s < MIN_CUE and _fits(joined) and piece[1] - s <= MAX_CUE:
+                out[-1] = (s, piece[1], joined)
+                continue
+        out.append(piece)
+    return out
+
+
 def cues(items: list[Item]) -> list[srt.Subtitle]:
     pieces: list[tuple[float, float, str]] = []
     for item in items:
         if item.text.strip():
             pieces += _by_words(item) if item.words else _by_characters(item)
     out: list[srt.Subtitle] = []
-    for i, (s, e, text) in enumerate(pieces):
-        nxt = pieces[i + 1][0] if i + 1 < len(pieces) else math.inf
-        if out:
-            s = max(s, out[-1].end.total_seconds())
-        e = min(max(e, s + MIN_CUE), nxt, s + MAX_CUE)
-        start_ms, end_ms = round(s * 1000), math.ceil(max(e, s + 0.001) * 1000 - 1e-6)
+    end_before = 0.0
+    for s, e, text in _merge_short(pieces):
+        s = max(s, end_before)  # a cue that had to run on a little pushes the next one back
+        e = min(max(e, s + MIN_CUE), s + MAX_CUE)
+        start_ms, end_ms = round(s * 1000), math.ceil(e * 1000 - 1e-6)
+        end_before = end_ms / 1000
         out.append(srt.Subtitle(index=len(out) + 1, start=timedelta(milliseconds=start_ms),
                                 end=timedelta(milliseconds=end_ms),
                                 content="\n".join(textwrap.wrap(text, LINE, break_long_words=True))))
