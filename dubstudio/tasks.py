@@ -34,7 +34,6 @@ from .vendors.base import Engines
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HEARTBEAT_SECONDS = 1.0  # progress within a stage is written at most this often
-HEARTBEAT_INTERVAL = 10.0  # a running job's heartbeat, whatever its stage
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -266,7 +265,7 @@ async def execute(queue: Queue, job_id: str) -> None:
                 voices=settings.voices, source_name=job.source_filename)
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None
-        beating = asyncio.create_task(_heartbeat(db, job_id))
+        beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4)))
         try:
             engines = await in_daemon_thread(queue.engines)
             data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
@@ -301,10 +300,10 @@ async def execute(queue: Queue, job_id: str) -> None:
         await db.close()
 
 
-async def _heartbeat(db: Database, job_id: str) -> None:
-    """While a job runs, say so every HEARTBEAT_INTERVAL, also through stages that report no progress."""
+async def _heartbeat(db: Database, job_id: str, every: float) -> None:
+    """While a job runs, say so, also through stages that report no progress."""
     while True:
-        await asyncio.sleep(HEARTBEAT_INTERVAL)
+        await asyncio.sleep(every)
         async with db.session() as s, s.begin():
             await s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
 
