@@ -174,16 +174,18 @@ class DbReporter:
         self.last: dict[str | None, str] = {}
         self.last_write = 0.0
         self.failed: set[str] = set()
+        self.lock = threading.Lock()
 
     def _call(self, coro: Any) -> None:
         asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stage(self, language: str | None, stage: str, fraction: float) -> None:
-        new_stage = self.last.get(language) != stage
-        if not new_stage and time.monotonic() - self.last_write < HEARTBEAT_SECONDS and fraction < 1.0:
-            return
-        self.last[language] = stage
-        self.last_write = time.monotonic()
+        with self.lock:  # languages, and lines within one, report from several threads
+            new_stage = self.last.get(language) != stage
+            if not new_stage and time.monotonic() - self.last_write < HEARTBEAT_SECONDS and fraction < 1.0:
+                return
+            self.last[language] = stage
+            self.last_write = time.monotonic()
         self._call(self._write_stage(language, stage, pipeline.overall(stage, fraction), new_stage))
 
     async def _write_stage(self, language: str | None, stage: str, progress: float, new_stage: bool) -> None:
@@ -262,7 +264,7 @@ async def execute(queue: Queue, job_id: str) -> None:
                 targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
                 duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
                 loudness_target=job.options.get("loudness_target", settings.loudness_target),
-                voices=settings.voices, source_name=job.source_filename)
+                voices=settings.voices, source_name=job.source_filename, cache_dir=settings.data_dir / "cache")
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None
         beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4)))

@@ -52,6 +52,7 @@ class JobSpec:
     loudness_target: float = -16.0
     voices: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> speaker -> voice
     source_name: str = ""  # the name the user gave the file, for the manifest
+    cache_dir: Path | None = None  # engine answers kept by content, shared by jobs: nothing is paid twice
     parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -84,6 +85,23 @@ class _Markers:
         tmp = self.dir / f"{name}.key.part"
         tmp.write_text(key)
         tmp.replace(self.dir / f"{name}.key")
+
+
+def _cached(spec: JobSpec, kind: str, key: str, make: Any) -> Any:
+    """An engine's answer from the shared cache, or `make()` stored there for next time."""
+    if spec.cache_dir is None:
+        return make()
+    path = spec.cache_dir / kind / f"{key}.json"
+    if path.exists():
+        return _read_json(path)
+    value = make()
+    _write_json(path, value)
+    return value
+
+
+def _clip_dir(spec: JobSpec, lang: str) -> Path:
+    """Clips are named by their content, so one folder can serve every job."""
+    return spec.cache_dir / "clips" if spec.cache_dir else spec.workdir / lang / "clips"
 
 
 def _read_json(path: Path) -> Any:
@@ -127,9 +145,11 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     reused = marks.done("transcribe", k_stt)
     if not reused:
         reporter.stage(None, "transcribe", 0.0)
-        transcript = engines.stt.transcribe(wd / "work" / "stt.wav", spec.source_language,
-                                            lambda f: reporter.stage(None, "transcribe", f))
-        _write_json(wd / "transcript.json", transcript.to_dict())
+        answer = _cached(spec, "stt", _key(sha256_file(wd / "work" / "stt.wav"), engines.stt.name,
+                                           spec.source_language),
+                         lambda: engines.stt.transcribe(wd / "work" / "stt.wav", spec.source_language,
+                                                        lambda f: reporter.stage(None, "transcribe", f)).to_dict())
+        _write_json(wd / "transcript.json", answer)
         marks.mark("transcribe", k_stt)
     transcript = Transcript.from_dict(_read_json(wd / "transcript.json"))
     reporter.stage(None, "transcribe", 1.0)
@@ -186,7 +206,10 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     reused = marks.done(f"translate.{lang}", k_tr)
     if not reused:
         reporter.stage(lang, "translate", 0.0)
-        _write_json(tr_path, translate.run(engines.translator, segments, transcript.language, lang, duration))
+        texts = [(seg.id, seg.text, seg.start, seg.end) for seg in segments]
+        _write_json(tr_path, _cached(spec, "translate", _key(texts, engines.translator.name, transcript.language, lang),
+                                     lambda: translate.run(engines.translator, segments, transcript.language, lang,
+                                                           duration)))
         marks.mark(f"translate.{lang}", k_tr)
     translations: dict[str, str] = _read_json(tr_path)
     reporter.stage(lang, "translate", 1.0)
@@ -202,13 +225,13 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
 
     reporter.stage(lang, "synthesize", 0.0)
     lines = synthesize.run(engines.tts, engines.translator, segments, translations, transcript.language, lang,
-                           duration, ld / "clips", spec.sample_rate, spec.max_stretch, voices,
+                           duration, _clip_dir(spec, lang), spec.sample_rate, spec.max_stretch, voices,
                            lambda f: reporter.stage(lang, "synthesize", f))
     synthesize.save(ld / "lines.json", lines)
     reporter.stage_done(lang, "synthesize", [f"{lang}/lines.json"], False)
 
     reporter.stage(lang, "fit", 0.0)
-    decisions, placements = fit.run(segments, lines, ld / "clips", spec.sample_rate, wd / "work" / "source.wav",
+    decisions, placements = fit.run(segments, lines, _clip_dir(spec, lang), spec.sample_rate, wd / "work" / "source.wav",
                                     ld / "fitted", spec.max_stretch)
     reporter.stage_done(lang, "fit", [f"{lang}/fitted/{p.clip.name}" for p in placements], False)
 

@@ -4,7 +4,7 @@ attempts), then speak faster where the engine can. What is still too long is lef
 time-stretches within the same overall cap and reports the rest as overflow.
 
 Clips are cached by content (engine, voice, rate, language, text), and the translator's shorter lines
-in `shorten.json`, so a rerun or a resume never pays for the same line twice.
+in `shorten.<language>.json`, so a rerun or a resume never pays for the same line twice.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -114,9 +115,10 @@ def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], tran
         source_language: str, language: str, duration: float, clip_dir: Path, sample_rate: int,
         max_speedup: float, voices: dict[str, str], progress: Callable[[float], None] | None = None) -> list[Line]:
     clip_dir.mkdir(parents=True, exist_ok=True)
-    shorter = _ShortenCache(clip_dir.parent / "shorten.json")
-    lines: list[Line] = []
-    for n, (seg, room) in enumerate(zip(segments, rooms(segments, duration), strict=True), 1):
+    shorter = _ShortenCache(clip_dir.parent / f"shorten.{language}.json")
+    done, lock = [0], threading.Lock()
+
+    def one(seg: Segment, room: float) -> Line:
         text, voice = translations.get(seg.id, "").strip(), voices[seg.speaker]
         line = Line(seg.id, text, voice, round(room, 3), 0.0, 0.0)
         if text:
@@ -126,7 +128,7 @@ def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], tran
                 budget = max(4, int(len(line.text) * room / line.length * 0.95))
                 current = line.text
 
-                def ask(seg: Segment = seg, current: str = current, budget: int = budget) -> str:
+                def ask(current: str = current, budget: int = budget) -> str:
                     return translator.shorten(seg.text, current, source_language, language, budget)
 
                 candidate = shorter.get(f"{seg.id}\0{current}\0{budget}", ask).strip()
@@ -139,10 +141,15 @@ def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], tran
                 line.rate = round(min(line.length / room, max_speedup, tts.max_rate), 3)
                 line.clip, line.length = _speak(tts, line.text, language, voice, line.rate, clip_dir, sample_rate)
             line.natural, line.length = round(line.natural, 3), round(line.length, 3)
-        lines.append(line)
-        if progress:
-            progress(n / len(segments))
-    return lines
+        with lock:
+            done[0] += 1
+            if progress:
+                progress(done[0] / len(segments))
+        return line
+
+    # Lines are independent: as many in flight as the engine allows, results in the segments' order.
+    with ThreadPoolExecutor(max(1, tts.concurrency)) as pool:
+        return list(pool.map(one, segments, rooms(segments, duration)))
 
 
 def save(path: Path, lines: list[Line]) -> None:

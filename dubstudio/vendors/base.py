@@ -42,6 +42,7 @@ class Translator(Protocol):
 class TextToSpeech(Protocol):
     name: str
     max_rate: float  # the fastest speaking rate the engine offers (1.0: it has no rate control)
+    concurrency: int  # lines it may be asked for at once
 
     def voices(self, language: str) -> list[str]:
         """Voice ids for a language, the default first; distinct speakers get distinct voices."""

@@ -377,7 +377,8 @@ class DeepgramTTS:
         self.client, self._http = _make_client(api_key, base_url, timeout)
         self.timeout = timeout
         self.attempts = retries + 1
-        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._voices = {k.lower(): list(v) for k, v in (voices or {}).items() if v}
         self._backoff, self._max_backoff, self._sleep = backoff, max_backoff, sleep
 

@@ -147,7 +147,8 @@ class ElevenLabsTTS:
         self._voices = {k.strip().lower(): list(v) for k, v in (voices or {}).items() if v}
         self._http = httpx.Client(base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"), timeout=timeout,
                                   headers={"xi-api-key": api_key}, follow_redirects=True)
-        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._backoff, self._max_backoff, self._sleep = backoff, max_backoff, sleep
 
     def voices(self, language: str) -> list[str]:

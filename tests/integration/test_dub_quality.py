@@ -135,3 +135,12 @@ def test_silence_is_no_speech_not_a_crash(tmp_path: Path, fake_openai: FakeOpenA
     done = dub(quiet, "es")
     assert done.job.status == "failed" and done.job.error_code == "no_speech"
     assert "No speech" in (done.job.error_message or "")
+
+
+def test_the_same_job_again_pays_for_nothing(fake_deepgram: FakeDeepgram, fake_openai: FakeOpenAI) -> None:
+    first = dub(MEDIA / "speech-26s.wav", "es")
+    calls = (dict(fake_deepgram.calls), len(fake_openai.requests))
+    second = dub(MEDIA / "speech-26s.wav", "es")
+    assert first.job.id != second.job.id and second.job.status == "done"
+    assert (dict(fake_deepgram.calls), len(fake_openai.requests)) == calls
+    assert (first.workdir / "es" / "dub.wav").read_bytes() == (second.workdir / "es" / "dub.wav").read_bytes()

@@ -232,6 +232,7 @@ class EspeakTTS:
 
     name = "offline"
     max_rate = 2.0  # espeak speaks up to 450 wpm; the fit stage caps the speed-up far lower
+    concurrency = 1  # one helper process speaks one line at a time
     VARIANTS = ("", "+m3", "+f3", "+m2", "+f2", "+m4", "+f4")  # distinct timbres for distinct speakers
 
     def voices(self, language: str) -> list[str]:
