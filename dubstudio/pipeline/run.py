@@ -231,8 +231,8 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     reporter.stage_done(lang, "synthesize", [f"{lang}/lines.json"], False)
 
     reporter.stage(lang, "fit", 0.0)
-    decisions, placements = fit.run(segments, lines, _clip_dir(spec, lang), spec.sample_rate, wd / "work" / "source.wav",
-                                    ld / "fitted", spec.max_stretch)
+    decisions, placements = fit.run(segments, lines, _clip_dir(spec, lang), spec.sample_rate,
+                                    wd / "work" / "source.wav", ld / "fitted", spec.max_stretch)
     reporter.stage_done(lang, "fit", [f"{lang}/fitted/{p.clip.name}" for p in placements], False)
 
     reporter.stage(lang, "mix", 0.0)
