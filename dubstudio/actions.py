@@ -17,7 +17,7 @@ from . import languages
 from .config import Settings
 from .db.models import Job, JobEvent, LanguageTask
 from .errors import BadInput, NotFound
-from .pipeline import ingest
+from .pipeline import costs, ingest
 from .pipeline.audio import sha256_file
 from .storage.local import LocalStorage
 from .vendors import registry
@@ -96,6 +96,10 @@ async def get_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
     return job
 
 
+def estimate(settings: Settings, duration: float, targets: list[str]) -> dict[str, Any]:
+    return costs.estimate(duration, targets, *registry.names(settings), settings.prices)
+
+
 def job_view(job: Job, *, detail: bool = False) -> dict[str, Any]:
     """The JSON shape of a job, shared by the API and the UI."""
     out: dict[str, Any] = {
@@ -104,7 +108,9 @@ def job_view(job: Job, *, detail: bool = False) -> dict[str, Any]:
         "duration": job.duration, "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "cost": {"currency": "USD", "total": round(job.cost_total, 6)},
         "languages": {t.language: {"status": t.status, "stage": t.stage, "progress": round(t.progress, 4),
+                                   "cost": round(t.cost_total, 6),
                                    "error": {"code": t.error_code, "message": t.error_message}
                                    if t.error_code else None} for t in job.languages},
     }

@@ -131,11 +131,12 @@ async def _dub(settings: Settings, file: Path, targets: str, source: str, out: P
     from .pipeline.run import export
     from .runtime import Database, prepare
     from .tasks import Queue, in_daemon_thread
+    from .vendors import registry
 
     for path in (file, background):
         if path is not None and not path.is_file():
             raise DubError(f"No file at {path}.", hint="Check the path.")
-    actions.check_job_request(settings, source, targets)
+    _, langs = actions.check_job_request(settings, source, targets)
     storage = await asyncio.to_thread(prepare, settings)
     db = Database.connect(settings)
     try:
@@ -148,6 +149,9 @@ async def _dub(settings: Settings, file: Path, targets: str, source: str, out: P
                     bg = (background.name, iter(lambda: b.read(1 << 20), b""))
                 job = await actions.create_job(settings, s, storage, "local", file.name,
                                                iter(lambda: f.read(1 << 20), b""), source, targets, background=bg)
+        if job.duration:
+            guess = actions.estimate(settings, job.duration, langs)
+            print(f"estimated cost: ${guess['total']:.4f} ({', '.join(registry.names(settings))})", file=sys.stderr)
         queue = Queue(settings)
         run = asyncio.ensure_future(in_daemon_thread(queue.run_job.call_local, job.id))
         with tqdm(total=100, unit="%", desc="queued", file=sys.stderr,
@@ -166,6 +170,7 @@ async def _dub(settings: Settings, file: Path, targets: str, source: str, out: P
             failures = [f"{t.language}: {t.error_message}" for t in current.languages if t.error_message]
             raise DubError(current.error_message or "The job failed.", details={"languages": failures},
                            hint=" ".join(failures) if current.error_code == "language_failed" else "")
+        print(f"cost: ${current.cost_total:.4f}", file=sys.stderr)
         out_dir = out or file.with_name(file.stem + ".dub")
         for path in export(storage.local_path(f"jobs/{job.id}"), out_dir):
             print(path)

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
                                description="Largest speed-up of a dubbed line; never over 1.35.")
     loudness_target: float = Field(-16.0, ge=-31, le=-5,
                                    description="Integrated loudness of the masters (LUFS); -23 for broadcast.")
+    prices: dict[str, float] = Field(
+        default_factory=dict, description="Prices in US dollars per unit by engine name prefix, as JSON, over the "
+        'built-in table: e.g. `{"deepgram:nova": 0.0000717, "openai:gpt-4o": 0.0000025}` (per audio second for '
+        "speech to text, per character for translation and voices).")
     voices: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Voices by language and speaker, as JSON, e.g. "
         '`{"es": {"S1": "es+m3", "S2": "es+f3"}}`; unset: the engine\'s voices in turn, one per speaker.')

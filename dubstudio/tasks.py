@@ -212,6 +212,19 @@ class DbReporter:
         async with self.db.session() as s, s.begin():
             s.add(event)
 
+    def vendor_call(self, language: str | None, engine: str, units: float, unit: str, cost: float) -> None:
+        self._call(self._write_cost(language, engine, units, unit, cost))
+
+    async def _write_cost(self, language: str | None, engine: str, units: float, unit: str, cost: float) -> None:
+        async with self.db.session() as s, s.begin():
+            s.add(JobEvent(job_id=self.job_id, language=language, kind="vendor_call", vendor=engine,
+                           units=round(units, 3), unit=unit, cost=cost, message=f"{engine}: {units:.0f} {unit}"))
+            await s.execute(update(Job).where(Job.id == self.job_id).values(cost_total=Job.cost_total + cost))
+            if language:
+                await s.execute(update(LanguageTask).where(LanguageTask.job_id == self.job_id,
+                                                           LanguageTask.language == language)
+                                .values(cost_total=LanguageTask.cost_total + cost))
+
     def language_done(self, language: str, entry: dict[str, Any]) -> None:
         self._call(self._write_done(language, entry))
 
@@ -264,7 +277,8 @@ async def execute(queue: Queue, job_id: str) -> None:
                 targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
                 duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
                 loudness_target=job.options.get("loudness_target", settings.loudness_target),
-                voices=settings.voices, source_name=job.source_filename, cache_dir=settings.data_dir / "cache")
+                voices=settings.voices, source_name=job.source_filename, cache_dir=settings.data_dir / "cache",
+                prices=settings.prices)
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None
         beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4)))

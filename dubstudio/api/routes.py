@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from .. import __version__, actions
+from .. import __version__, actions, languages
 from ..errors import NotFound
 from .deps import CurrentUser, ServicesDep, SessionDep
-from .schemas import ErrorBody, EventList, Health, JobList, JobOut
+from .schemas import ErrorBody, Estimate, EventList, Health, JobList, JobOut
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 422, 500, 507)}
@@ -37,6 +37,15 @@ async def create_job(user: CurrentUser, svc: ServicesDep, session: SessionDep,
                                    _chunks(file), source_language, target_languages)
     svc.queue.enqueue(job.id)
     return actions.job_view(await actions.get_job(session, user, job.id), detail=True)
+
+
+@router.get("/estimate", response_model=Estimate, tags=["jobs"])
+async def estimate(user: CurrentUser, svc: ServicesDep,
+                   duration: Annotated[float, Query(gt=0, description="Seconds of media.")],
+                   target_languages: Annotated[str, Query(description="Comma-separated codes, e.g. `es,fr`.")],
+                   ) -> dict[str, Any]:
+    """What a job should cost with the configured engines, before it starts."""
+    return actions.estimate(svc.settings, duration, languages.parse_list(target_languages))
 
 
 @router.get("/jobs", response_model=JobList, tags=["jobs"])

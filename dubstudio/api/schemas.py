@@ -31,7 +31,21 @@ class LanguageOut(BaseModel):
     status: str
     stage: str | None
     progress: float
+    cost: float
     error: Problem | None
+
+
+class Cost(BaseModel):
+    currency: str
+    total: float
+
+
+class Estimate(BaseModel):
+    currency: str
+    total: float
+    transcription: float
+    per_language: float
+    assumes: dict[str, float]
 
 
 class ArtifactOut(BaseModel):
@@ -53,6 +67,7 @@ class JobOut(BaseModel):
     created_at: str
     finished_at: str | None
     error: Problem | None
+    cost: Cost
     languages: dict[str, LanguageOut]
     artifacts: list[ArtifactOut] = []
 

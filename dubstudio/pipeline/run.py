@@ -21,7 +21,7 @@ from ..domain import Transcript
 from ..errors import BadInput, DubError, NoSpeech
 from ..languages import ISO639_2, NAMES
 from ..vendors.base import Engines
-from . import captions, fit, ingest, manifest, media, mix, synthesize, translate
+from . import captions, costs, fit, ingest, manifest, media, mix, synthesize, translate
 from .audio import sha256_file
 from .loudness import finish
 
@@ -53,6 +53,7 @@ class JobSpec:
     voices: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> speaker -> voice
     source_name: str = ""  # the name the user gave the file, for the manifest
     cache_dir: Path | None = None  # engine answers kept by content, shared by jobs: nothing is paid twice
+    prices: dict[str, float] = field(default_factory=dict)  # overrides of costs.DEFAULT_PRICES
     parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -62,6 +63,9 @@ class Reporter(Protocol):
 
     def stage_done(self, language: str | None, stage: str, outputs: list[str], reused: bool) -> None:
         """A stage finished (or its earlier output was `reused`); `outputs` are paths in the job folder."""
+
+    def vendor_call(self, language: str | None, engine: str, units: float, unit: str, cost: float) -> None:
+        """An engine was paid for: `units` of `unit` (seconds, characters) costing `cost` US dollars."""
 
     def language_done(self, language: str, entry: dict[str, Any]) -> None: ...
 
@@ -128,6 +132,8 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     """Run every stage; returns the manifest. A language that fails is reported and the others go on;
     a failure of a shared stage raises."""
     wd, marks = spec.workdir, _Markers(spec.workdir)
+    meter = costs.Meter(spec.prices, wd / "costs.json", reporter.vendor_call)
+    engines = costs.metered(engines, meter)
     source_sha = sha256_file(spec.source)
     background_sha = sha256_file(spec.background) if spec.background else None
 
@@ -180,6 +186,7 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
                    "filename": spec.source_name or spec.source.name},
         "captions": {src: {"srt": f"captions.{src}.srt", "vtt": f"captions.{src}.vtt"}},
         "languages": {lang: languages[lang] for lang in spec.targets if lang in languages},
+        "costs": meter.summary(),
     }
     if "background" in inputs:
         data["source"]["background"] = {"sha256": background_sha, **inputs["background"]}

@@ -7,6 +7,14 @@ from ..errors import ConfigError
 from .base import SpeechToText, TextToSpeech, Translator
 
 
+def names(settings: Settings) -> tuple[str, str, str]:
+    """The names the engines will report (for estimates), without building them."""
+    stt = f"deepgram:{settings.deepgram_stt_model}" if settings.stt == "deepgram" else "offline"
+    tts = {"deepgram": "deepgram:aura-2", "elevenlabs": f"elevenlabs:{settings.elevenlabs_model}"}.get(
+        settings.tts, "offline")
+    return stt, f"openai:{settings.openai_model}", tts
+
+
 def translator(settings: Settings) -> Translator:
     from .openai_translate import OpenAITranslator
 

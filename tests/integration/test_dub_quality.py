@@ -144,3 +144,9 @@ def test_the_same_job_again_pays_for_nothing(fake_deepgram: FakeDeepgram, fake_o
     assert first.job.id != second.job.id and second.job.status == "done"
     assert (dict(fake_deepgram.calls), len(fake_openai.requests)) == calls
     assert (first.workdir / "es" / "dub.wav").read_bytes() == (second.workdir / "es" / "dub.wav").read_bytes()
+    # What was paid is metered at the vendors' prices, and the cached second run cost nothing.
+    costs = json.loads((first.workdir / "manifest.json").read_text())["costs"]
+    seconds = costs["by_language"]["shared"]["seconds"]
+    assert seconds == pytest.approx(25.9, abs=0.2) and costs["by_language"]["es"]["characters"] > 0
+    assert costs["total"] > 0 and first.job.cost_total == pytest.approx(costs["total"], abs=1e-6)
+    assert second.job.cost_total == 0
