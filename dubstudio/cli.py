@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--background", type=Path, help="a background track: FILE is then the voice track (stems)")
     d.add_argument("--out", type=Path, help="output folder (default: FILE's name + .dub beside it)")
     sub.add_parser("token", help="print the local API token")
+    sub.add_parser("doctor", help="check the configured engines and their keys")
     return p
 
 
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_dub(settings, args.file, args.to, args.source, args.out, args.background))
         if args.command == "token":
             return _token(settings)
+        if args.command == "doctor":
+            return _doctor(settings)
         _parser().print_help()
         return 0
     except DubError as err:
@@ -112,6 +115,15 @@ def _run_job(job_id: str) -> int:
     except KeyboardInterrupt:  # Ctrl-C in the terminal reaches the whole group; the server requeues the job
         return 130
     return 0
+
+
+def _doctor(settings: Settings) -> int:
+    from .doctor import run
+
+    checks = run(settings)
+    for c in checks:
+        print(f"{'ok  ' if c.ok else 'FAIL'} {c.role:<15} {c.engine:<11} key: {c.key:<32} {c.detail}")
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _token(settings: Settings) -> int:

@@ -104,6 +104,8 @@ class FakeDeepgram:
             endpoint = "listen"
         elif method == "POST" and path == "/v1/speak":
             endpoint = "speak"
+        elif method == "GET" and path == "/v1/projects":
+            endpoint = "projects"
         else:
             await _json(send, 404, _err("NOT_FOUND", f"No route {method} {path}."))
             return
@@ -133,7 +135,9 @@ class FakeDeepgram:
                 return
             if fault is not None and await self._status_fault(send, fault):
                 return
-            if endpoint == "listen":
+            if endpoint == "projects":
+                await _json(send, 200, {"projects": [{"project_id": "fake-project", "name": "Fake project"}]})
+            elif endpoint == "listen":
                 self.listen_requests.append({"query": query, "headers": headers, "bytes": len(body),
                                              "pieces": pieces,
                                              "chunked": headers.get("transfer-encoding") == "chunked"})

@@ -40,6 +40,14 @@ class FakeOpenAI:
     def app(self) -> FastAPI:
         api = FastAPI()
 
+        @api.get("/v1/models")
+        async def models(request: Request) -> JSONResponse:
+            if request.headers.get("authorization", "") != "Bearer sk-test":
+                return JSONResponse({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                                               "code": "invalid_api_key"}}, 401)
+            return JSONResponse({"object": "list", "data": [
+                {"id": "gpt-4o-mini", "object": "model", "created": 1700000000, "owned_by": "fake"}]})
+
         @api.post("/v1/chat/completions")
         async def chat(request: Request) -> JSONResponse:
             self.calls += 1
