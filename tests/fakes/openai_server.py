@@ -43,8 +43,8 @@ class FakeOpenAI:
         @api.get("/v1/models")
         async def models(request: Request) -> JSONResponse:
             if request.headers.get("authorization", "") != "Bearer sk-test":
-                return JSONResponse({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
-                                               "code": "invalid_api_key"}}, 401)
+                return JSONResponse({"error": {"message": "Incorrect API key provided.",
+                                               "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
             return JSONResponse({"object": "list", "data": [
                 {"id": "gpt-4o-mini", "object": "model", "created": 1700000000, "owned_by": "fake"}]})
 
