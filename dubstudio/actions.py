@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -16,9 +17,11 @@ from sqlalchemy.orm import selectinload
 from . import languages
 from .config import Settings
 from .db.models import Job, JobEvent, LanguageTask
+from .domain import Transcript
 from .errors import BadInput, NotFound
 from .pipeline import costs, ingest
 from .pipeline.audio import sha256_file
+from .pipeline.run import EDITS
 from .storage.local import LocalStorage
 from .vendors import registry
 
@@ -131,3 +134,81 @@ async def job_events(session: AsyncSession, user_id: str, job_id: str, after: in
 def event_view(e: JobEvent) -> dict[str, Any]:
     return {"id": e.id, "language": e.language, "kind": e.kind, "message": e.message, "data": e.data,
             "created_at": e.created_at.isoformat()}
+
+
+def _workdir(settings: Settings, job: Job) -> Path:
+    return settings.storage_dir / "jobs" / job.id
+
+
+def _task(job: Job, language: str) -> LanguageTask:
+    for t in job.languages:
+        if t.language == language:
+            return t
+    raise NotFound(f"Job {job.id!r} has no language {language!r}.",
+                   hint=f"Its languages: {', '.join(t.language for t in job.languages)}.")
+
+
+async def language_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str,
+                         language: str) -> list[dict[str, Any]]:
+    """Every line of a language: source text and times, the translation (typed by hand where it was),
+    and where the dub placed it once made."""
+    job = await get_job(session, user_id, job_id)
+    _task(job, language)
+    wd = _workdir(settings, job)
+    if not (wd / "transcript.json").exists():
+        raise BadInput("The source is not transcribed yet.", hint="Wait for the transcribe stage to finish.")
+    segments = Transcript.from_dict(json.loads((wd / "transcript.json").read_text("utf-8"))).segments
+    def read(name: str) -> dict[str, Any]:
+        path = wd / language / name
+        return dict(json.loads(path.read_text("utf-8"))) if path.exists() else {}
+
+    engine, edits = read("translation.json"), read(EDITS)
+    result = read("result.json")
+    placed = {row["id"]: row for row in result.get("segments", [])}
+    return [{"id": s.id, "speaker": s.speaker, "source_start": s.start, "source_end": s.end, "text": s.text,
+             "translation": edits.get(s.id) or engine.get(s.id, ""), "edited": s.id in edits,
+             **{k: placed[s.id][k] for k in ("dub_start", "dub_end", "stretch", "overflow", "rate") if s.id in placed}}
+            for s in segments]
+
+
+async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str, language: str,
+                     translations: dict[str, str]) -> Job:
+    """Keep lines typed by hand and queue the language to be made again (only changed lines are spoken
+    again; the caller enqueues the job)."""
+    lines = {row["id"] for row in await language_lines(settings, session, user_id, job_id, language)}
+    unknown = sorted(set(translations) - lines)
+    if unknown:
+        raise BadInput(f"No line {unknown[0]!r} in this job.", hint="Use the ids the segments route lists.",
+                       details={"unknown": unknown})
+    job = await get_job(session, user_id, job_id)
+    if job.status in ("running", "deleted", "cancelled"):
+        raise BadInput(f"The job is {job.status}.", hint="Edit lines once it has stopped running.")
+    path = _workdir(settings, job) / language / EDITS
+    edits = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    edits.update({k: v.strip() for k, v in translations.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(edits, ensure_ascii=False, indent=1), "utf-8")
+    return await _requeue_languages(session, job, [language], f"{len(translations)} line(s) edited in {language}")
+
+
+async def retry(session: AsyncSession, user_id: str, job_id: str, language: str | None = None) -> Job:
+    """Run a failed job again, or only one of its languages; what was done is reused, nothing paid twice."""
+    job = await get_job(session, user_id, job_id)
+    if job.status in ("running", "deleted", "cancelled", "queued"):
+        raise BadInput(f"The job is {job.status}.", hint="Retry a job that has stopped.")
+    if language is not None:
+        _task(job, language)
+    targets = [language] if language else [t.language for t in job.languages if t.status != "done"]
+    if not targets:
+        raise BadInput("Every language of this job is done.", hint="Edit a line to make a language again.")
+    return await _requeue_languages(session, job, targets, f"retry {', '.join(targets)}")
+
+
+async def _requeue_languages(session: AsyncSession, job: Job, languages: list[str], why: str) -> Job:
+    for t in job.languages:
+        if t.language in languages:
+            t.status, t.error_code, t.error_message, t.progress = "queued", None, None, 0.0
+    job.status, job.error_code, job.error_message, job.finished_at = "queued", None, None, None
+    session.add(JobEvent(job_id=job.id, kind="requeued", message=why))
+    await session.commit()
+    return job

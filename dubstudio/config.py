@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     stt: Literal["offline", "deepgram"] = Field(
         "offline", description="Speech-to-text engine: `offline` (pocketsphinx, English) or `deepgram` (nova-3: many "
         "languages, speakers; needs DEEPGRAM_API_KEY).")
-    translator: Literal["openai"] = Field(
-        "openai", description="Translation engine: `openai` (any OpenAI-compatible server).")
+    translator: Literal["openai", "manual"] = Field(
+        "openai", description="Translation engine: `openai` (any OpenAI-compatible server) or `manual` (each "
+        "language waits for its lines to be translated by hand, in the UI or the API).")
     tts: Literal["offline", "deepgram", "elevenlabs"] = Field(
         "offline", description="Text-to-speech engine: `offline` (espeak-ng), `deepgram` (Aura-2: en, es, de, fr, nl, "
         "it, ja; needs DEEPGRAM_API_KEY) or `elevenlabs` (premium voices, needs DUBSTUDIO_PREMIUM_VOICES=true and "

@@ -10,6 +10,7 @@
     │   └── TranslatorNotConfigured
     ├── StorageError (500/507)       the data folder cannot be used
     │   └── DataDirUnwritable
+    ├── AwaitingTranslation (409)    a language waits for lines translated by hand
     ├── AuthError (401)              no or a wrong token
     ├── NotFound (404)               it does not exist (or is not yours)
     └── VendorError (502)            an engine failed; carries retry_after
@@ -81,6 +82,11 @@ class StorageError(DubError):
 class DataDirUnwritable(StorageError):
     code = "data_dir_unwritable"
     status = 507
+
+
+class AwaitingTranslation(DubError):
+    code = "awaiting_translation"
+    status = 409
 
 
 class AuthError(DubError):

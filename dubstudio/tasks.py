@@ -24,12 +24,12 @@ from sqlalchemy import delete, select, update
 
 from .config import Settings
 from .db.models import Artifact, Job, JobEvent, LanguageTask, Segment, utcnow
-from .errors import DubError
+from .errors import AwaitingTranslation, DubError
 from .pipeline import run as pipeline
 from .runtime import Database
 from .storage.local import LocalStorage
 from .vendors import registry
-from .vendors.base import Engines
+from .vendors.base import Engines, SpeechToText, TextToSpeech
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,7 +71,8 @@ class Queue:
         self.children: set[subprocess.Popen[bytes]] = set()
         self.huey = make_huey(settings)
         self.run_job = self.huey.task(name="run_job")(self._run_job)
-        self._engines: Engines | None = None
+        self._stt: dict[str, SpeechToText] = {}
+        self._tts: dict[str, TextToSpeech] = {}
         self._lock = threading.Lock()
         self.running: set[str] = set()  # jobs this process is working on, requeued if it stops
 
@@ -83,15 +84,15 @@ class Queue:
         return cls(self.huey, workers=self.settings.workers, worker_type="thread", periodic=False,
                    check_worker_health=False)
 
-    def engines(self) -> Engines:
-        """Engines are built once per process (the offline ones hold models and a helper process);
-        the translator is rebuilt per job so a changed key or base URL takes effect."""
+    def engines(self, options: dict[str, Any]) -> Engines:
+        """The engines a job chose (its options over the settings). Speech engines are built once per
+        process and choice (the offline ones hold models and a helper process); the translator per job,
+        so a changed key or base URL takes effect."""
+        settings = registry.for_job(self.settings, options)
         with self._lock:
-            if self._engines is None:
-                self._engines = Engines(registry.stt(self.settings), registry.translator(self.settings),
-                                        registry.tts(self.settings))
-            self._engines.translator = registry.translator(self.settings)
-            return self._engines
+            stt = self._stt.get(settings.stt) or self._stt.setdefault(settings.stt, registry.stt(settings))
+            tts = self._tts.get(settings.tts) or self._tts.setdefault(settings.tts, registry.tts(settings))
+        return Engines(stt, registry.translator(settings), tts)
 
     def _run_job(self, job_id: str) -> None:
         self.running.add(job_id)
@@ -174,6 +175,7 @@ class DbReporter:
         self.last: dict[str | None, str] = {}
         self.last_write = 0.0
         self.failed: set[str] = set()
+        self.waiting: set[str] = set()
         self.lock = threading.Lock()
 
     def _call(self, coro: Any) -> None:
@@ -246,14 +248,15 @@ class DbReporter:
             s.add(JobEvent(job_id=self.job_id, language=language, kind="language_done", message=f"{language} done"))
 
     def language_failed(self, language: str, error: DubError) -> None:
-        self.failed.add(language)
-        self._call(self._write_failed(language, error))
+        waiting = error.code == AwaitingTranslation.code  # not a failure: it goes on once lines are typed
+        (self.waiting if waiting else self.failed).add(language)
+        self._call(self._write_failed(language, error, "awaiting_translation" if waiting else "failed"))
 
-    async def _write_failed(self, language: str, error: DubError) -> None:
+    async def _write_failed(self, language: str, error: DubError, status: str) -> None:
         async with self.db.session() as s, s.begin():
             await s.execute(update(LanguageTask).where(LanguageTask.job_id == self.job_id,
                                                        LanguageTask.language == language)
-                            .values(status="failed", error_code=error.code, error_message=str(error)))
+                            .values(status=status, error_code=error.code, error_message=str(error)))
             s.add(JobEvent(job_id=self.job_id, language=language, kind="error", message=str(error),
                            data={"code": error.code}))
 
@@ -268,7 +271,8 @@ async def execute(queue: Queue, job_id: str) -> None:
             if job is None or job.status in ("done", "deleted", "cancelled"):
                 return
             job.status, job.heartbeat_at, job.error_code, job.error_message = "running", utcnow(), None, None
-            languages = [t.language for t in await job.awaitable_attrs.languages]
+            languages = [t.language for t in await job.awaitable_attrs.languages if t.status != "done"]
+            options = dict(job.options)
             storage = LocalStorage(settings.storage_dir)
             spec = pipeline.JobSpec(
                 job_id=job.id, source=storage.local_path(job.source_path),
@@ -283,11 +287,14 @@ async def execute(queue: Queue, job_id: str) -> None:
         status, code, message = "done", None, None
         beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4)))
         try:
-            engines = await in_daemon_thread(queue.engines)
+            engines = await in_daemon_thread(queue.engines, options)
             data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
             if reporter.failed:
                 status, code = "failed", "language_failed"
                 message = f"Failed for {', '.join(sorted(reporter.failed))}; see each language's error."
+            elif reporter.waiting:
+                status, code = "awaiting_input", "awaiting_translation"
+                message = f"Waiting for translations typed by hand: {', '.join(sorted(reporter.waiting))}."
             async with db.session() as s, s.begin():
                 job = await s.get(Job, job_id)
                 assert job is not None
@@ -306,7 +313,7 @@ async def execute(queue: Queue, job_id: str) -> None:
             await s.execute(update(Job).where(Job.id == job_id).values(
                 status=status, error_code=code, error_message=message, finished_at=utcnow(),
                 progress=1.0 if status == "done" else Job.progress))
-            if status == "failed" and code != "language_failed":
+            if status == "failed" and code not in ("language_failed", "awaiting_translation"):
                 await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
                                                            LanguageTask.status != "done")
                                 .values(status="failed", error_code=code, error_message=message))

@@ -66,9 +66,8 @@ def _has_origin_rpath(data: bytes, sections: dict[str, tuple[int, int, int]]) ->
         tag, val = struct.unpack_from("<qQ", data, dyn_off + i)
         if tag == 0:
             break
-        if tag in (15, 29):  # DT_RPATH, DT_RUNPATH
-            if b"$ORIGIN" in dynstr[val:dynstr.index(b"\0", val)]:
-                return True
+        if tag in (15, 29) and b"$ORIGIN" in dynstr[val:dynstr.index(b"\0", val)]:  # DT_RPATH, DT_RUNPATH
+            return True
     return False
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from .. import __version__, actions, languages
 from ..errors import NotFound
 from .deps import CurrentUser, ServicesDep, SessionDep
-from .schemas import ErrorBody, Estimate, EventList, Health, JobList, JobOut
+from .schemas import EditLines, ErrorBody, Estimate, EventList, Health, JobList, JobOut, RetryRequest, SegmentList
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 422, 500, 507)}
@@ -66,6 +66,31 @@ async def job_events(job_id: str, user: CurrentUser, session: SessionDep,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     events = await actions.job_events(session, user, job_id, after, limit)
     return {"events": [actions.event_view(e) for e in events]}
+
+
+@router.get("/jobs/{job_id}/languages/{language}/segments", response_model=SegmentList, tags=["editor"])
+async def segments(job_id: str, language: str, user: CurrentUser, svc: ServicesDep,
+                   session: SessionDep) -> dict[str, Any]:
+    """Every line of a language: source text and times, its translation, and where the dub placed it."""
+    return {"segments": await actions.language_lines(svc.settings, session, user, job_id, language)}
+
+
+@router.patch("/jobs/{job_id}/languages/{language}/segments", response_model=JobOut, tags=["editor"])
+async def edit_segments(job_id: str, language: str, body: EditLines, user: CurrentUser, svc: ServicesDep,
+                        session: SessionDep) -> dict[str, Any]:
+    """Translations typed by hand (by segment id); the language is made again, only changed lines spoken."""
+    await actions.edit_lines(svc.settings, session, user, job_id, language, body.translations)
+    svc.queue.enqueue(job_id)
+    return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, tags=["jobs"])
+async def retry(job_id: str, user: CurrentUser, svc: ServicesDep, session: SessionDep,
+                body: RetryRequest | None = None) -> dict[str, Any]:
+    """Run a stopped job again, or one language of it; finished work is reused."""
+    await actions.retry(session, user, job_id, body.language if body else None)
+    svc.queue.enqueue(job_id)
+    return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

@@ -89,3 +89,30 @@ class EventOut(BaseModel):
 
 class EventList(BaseModel):
     events: list[EventOut]
+
+
+class SegmentOut(BaseModel):
+    id: str
+    speaker: str
+    source_start: float
+    source_end: float
+    text: str
+    translation: str
+    edited: bool
+    dub_start: float | None = None
+    dub_end: float | None = None
+    stretch: float | None = None
+    overflow: float | None = None
+    rate: float | None = None
+
+
+class SegmentList(BaseModel):
+    segments: list[SegmentOut]
+
+
+class EditLines(BaseModel):
+    translations: dict[str, str]
+
+
+class RetryRequest(BaseModel):
+    language: str | None = None

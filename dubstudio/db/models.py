@@ -44,8 +44,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 UPLOAD_KINDS = ("voice", "background", "source")
 UPLOAD_STATUSES = ("pending", "uploaded", "consumed", "deleted")
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "deleted")
-TASK_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", "awaiting_input", "done", "failed", "cancelled", "deleted")
+TASK_STATUSES = ("queued", "running", "awaiting_translation", "done", "failed", "cancelled")
 EVENT_UNITS = ("seconds", "characters", "tokens")
 
 # Named constraints: Alembic's batch mode (SQLite) can only drop or alter what has a name.

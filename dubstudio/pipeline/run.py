@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..domain import Transcript
-from ..errors import BadInput, DubError, NoSpeech
+from ..errors import AwaitingTranslation, BadInput, DubError, NoSpeech
 from ..languages import ISO639_2, NAMES
 from ..vendors.base import Engines
 from . import captions, costs, fit, ingest, manifest, media, mix, synthesize, translate
@@ -29,6 +29,7 @@ from .loudness import finish
 WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 0.30, "fit": 0.05,
            "mix": 0.10, "captions": 0.02, "deliver": 0.13}
 STAGES = list(WEIGHTS)
+EDITS = "edits.json"  # in a language's folder: {segment id: translation} typed by a person
 
 
 def overall(stage: str, fraction: float) -> float:
@@ -214,16 +215,24 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     if not reused:
         reporter.stage(lang, "translate", 0.0)
         texts = [(seg.id, seg.text, seg.start, seg.end) for seg in segments]
-        _write_json(tr_path, _cached(spec, "translate", _key(texts, engines.translator.name, transcript.language, lang),
-                                     lambda: translate.run(engines.translator, segments, transcript.language, lang,
-                                                           duration)))
+        translated = {} if engines.translator.name == "manual" else _cached(
+            spec, "translate", _key(texts, engines.translator.name, transcript.language, lang),
+            lambda: translate.run(engines.translator, segments, transcript.language, lang, duration))
+        _write_json(tr_path, translated)
         marks.mark(f"translate.{lang}", k_tr)
-    translations: dict[str, str] = _read_json(tr_path)
+    # Lines edited by hand (or typed for the manual translator) win over the engine's.
+    edits = _read_json(ld / EDITS) if (ld / EDITS).exists() else {}
+    translations: dict[str, str] = {**_read_json(tr_path), **{k: v for k, v in edits.items() if v.strip()}}
+    missing = [seg.id for seg in segments if not translations.get(seg.id, "").strip()]
+    if engines.translator.name == "manual" and missing:
+        raise AwaitingTranslation(f"{len(missing)} of {len(segments)} {NAMES.get(lang, lang)} lines wait for a "
+                                  "translation.", hint="Enter a translation for every line, in the job page or "
+                                  "through the API; the dub goes on by itself.", details={"missing": missing})
     reporter.stage(lang, "translate", 1.0)
     reporter.stage_done(lang, "translate", [f"{lang}/translation.json"], reused)
 
     voices = synthesize.assign_voices(segments, engines.tts, lang, spec.voices.get(lang))
-    k_out = _key(k_tr, sha256_file(tr_path), engines.tts.name, voices, spec.sample_rate, spec.duck_db,
+    k_out = _key(k_tr, translations, engines.tts.name, voices, spec.sample_rate, spec.duck_db,
                  spec.duck_ramp_ms, spec.max_stretch, spec.loudness_target, spec.background is not None)
     result = ld / "result.json"
     if marks.done(f"deliver.{lang}", k_out) and result.exists():

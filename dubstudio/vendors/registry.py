@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any, get_args
+
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import BadInput, ConfigError
 from .base import SpeechToText, TextToSpeech, Translator
+
+ENGINE_CHOICES = ("stt", "translator", "tts")
+
+
+def for_job(settings: Settings, options: dict[str, Any]) -> Settings:
+    """The settings with a job's own engine choices over them; an unknown engine is refused, naming the
+    choices."""
+    chosen = {k: options[k] for k in ENGINE_CHOICES if options.get(k)}
+    for name, value in chosen.items():
+        allowed = get_args(Settings.model_fields[name].annotation)
+        if value not in allowed:
+            raise BadInput(f"Unknown {name} engine {value!r}.", hint=f"Choose one of: {', '.join(allowed)}.",
+                           details={name: value})
+    return settings.model_copy(update=chosen)
 
 
 def names(settings: Settings) -> tuple[str, str, str]:
@@ -12,10 +28,14 @@ def names(settings: Settings) -> tuple[str, str, str]:
     stt = f"deepgram:{settings.deepgram_stt_model}" if settings.stt == "deepgram" else "offline"
     tts = {"deepgram": "deepgram:aura-2", "elevenlabs": f"elevenlabs:{settings.elevenlabs_model}"}.get(
         settings.tts, "offline")
-    return stt, f"openai:{settings.openai_model}", tts
+    return stt, "manual" if settings.translator == "manual" else f"openai:{settings.openai_model}", tts
 
 
 def translator(settings: Settings) -> Translator:
+    if settings.translator == "manual":
+        from .manual import ManualTranslator
+
+        return ManualTranslator()
     from .openai_translate import OpenAITranslator
 
     return OpenAITranslator(settings.secret("openai_api_key"), settings.openai_base_url or None,

@@ -1,0 +1,95 @@
+"""Lines typed by hand: the manual translator waits for them, an edit makes a language again (only the
+changed line spoken again), and a failed language is retried alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dubstudio import actions
+from dubstudio.config import Settings
+from dubstudio.runtime import Database
+from dubstudio.tasks import Queue
+from tests.conftest import MEDIA
+from tests.fakes.deepgram_server import FakeDeepgram
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.jobs import _get, dub
+
+pytestmark = pytest.mark.slow
+SOURCE = MEDIA / "speech-26s.wav"
+
+
+def call(settings: Settings, fn: Any, *args: Any) -> Any:
+    async def go() -> Any:
+        db = Database.connect(settings)
+        try:
+            async with db.session() as s:
+                return await fn(settings, s, "local", *args)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def manifest(workdir: Path) -> dict[str, Any]:
+    return dict(json.loads((workdir / "manifest.json").read_text()))
+
+
+def test_the_manual_translator_waits_for_typed_lines(fake_deepgram: FakeDeepgram,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUBSTUDIO_TRANSLATOR", "manual")  # no key, no local model: a person translates
+    settings = Settings()
+    done = dub(SOURCE, "es,fr", settings=settings)
+    assert done.job.status == "awaiting_input"
+    assert {t.language: t.status for t in done.job.languages} == {"es": "awaiting_translation",
+                                                                  "fr": "awaiting_translation"}
+    lines = call(settings, actions.language_lines, done.job.id, "es")
+    assert lines and all(line["translation"] == "" for line in lines)
+
+    typed = {line["id"]: f"línea {n}" for n, line in enumerate(lines)}
+    half = dict(list(typed.items())[: len(typed) // 2])
+    call(settings, actions.edit_lines, done.job.id, "es", half)
+    Queue(settings).run_job.call_local(done.job.id)
+    assert asyncio.run(_get(settings, done.job.id)).status == "awaiting_input"  # half is not enough
+
+    call(settings, actions.edit_lines, done.job.id, "es", typed)
+    Queue(settings).run_job.call_local(done.job.id)
+    job = asyncio.run(_get(settings, done.job.id))
+    assert {t.language: t.status for t in job.languages} == {"es": "done", "fr": "awaiting_translation"}
+    segs = manifest(done.workdir)["languages"]["es"]["segments"]
+    assert [s["translation"] for s in segs] == list(typed.values())
+
+
+def test_an_edit_speaks_only_the_changed_line_again(fake_deepgram: FakeDeepgram, fake_openai: FakeOpenAI) -> None:
+    settings = Settings()
+    done = dub(SOURCE, "es", settings=settings)
+    assert done.job.status == "done"
+    before = manifest(done.workdir)["languages"]["es"]["segments"]
+    spoken = fake_deepgram.calls["speak"]
+    target = before[1]["id"]
+    call(settings, actions.edit_lines, done.job.id, "es", {target: "Una línea nueva."})
+    Queue(settings).run_job.call_local(done.job.id)
+    assert asyncio.run(_get(settings, done.job.id)).status == "done"
+    after = manifest(done.workdir)["languages"]["es"]["segments"]
+    assert [s["translation"] for s in after if s["id"] == target] == ["Una línea nueva."]
+    assert [s for s in after if s["id"] != target] == [s for s in before if s["id"] != target]
+    assert fake_deepgram.calls["speak"] - spoken == 1
+    lines = call(settings, actions.language_lines, done.job.id, "es")
+    assert [line["edited"] for line in lines].count(True) == 1
+
+
+def test_a_failed_language_is_retried_alone(fake_deepgram: FakeDeepgram, fake_openai: FakeOpenAI) -> None:
+    settings = Settings()
+    fake_openai.fail_next.append(401)  # the translator refuses the key once
+    failed = dub(SOURCE, "es", settings=settings)
+    assert failed.job.status == "failed"
+    assert "OPENAI_API_KEY" in (failed.job.languages[0].error_message or "")
+    call(settings, lambda st, s, u, j, lang: actions.retry(s, u, j, lang), failed.job.id, "es")
+    listened = fake_deepgram.calls["listen"]
+    Queue(settings).run_job.call_local(failed.job.id)
+    assert asyncio.run(_get(settings, failed.job.id)).status == "done"
+    assert fake_deepgram.calls["listen"] == listened  # the transcript was reused
