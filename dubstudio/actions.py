@@ -31,13 +31,15 @@ def _suffix(filename: str) -> str:
     return f".{m[1].lower()}" if m else ""
 
 
-def check_job_request(settings: Settings, source_language: str, targets: str | list[str]) -> tuple[str, list[str]]:
-    """Languages known and the engines configured: refused before any upload is stored."""
+def check_job_request(settings: Settings, source_language: str, targets: str | list[str],
+                      options: dict[str, Any] | None = None) -> tuple[str, list[str]]:
+    """Languages known and the engines (the job's choice over the settings) configured: refused before
+    any upload is stored."""
     src = "auto" if source_language.strip().lower() == "auto" else languages.check(source_language)
     dst = languages.parse_list(targets)
     if src in dst:
         raise BadInput(f"The source language {src!r} is also a target.", hint="Remove it from the targets.")
-    registry.translator(settings)  # raises TranslatorNotConfigured with the fix
+    registry.translator(registry.for_job(settings, options or {}))  # raises with the fix
     return src, dst
 
 
@@ -58,7 +60,7 @@ async def create_job(settings: Settings, session: AsyncSession, storage: LocalSt
                      background: tuple[str, Chunks] | None = None) -> Job:
     """Store the file (and a background track: stems) under a new job, check they are usable media and
     record the job; the caller queues it. A refused file leaves nothing behind."""
-    src, dst = check_job_request(settings, source_language, targets)
+    src, dst = check_job_request(settings, source_language, targets, options)
     job_id = uuid.uuid4().hex
     key = f"jobs/{job_id}/input/source{_suffix(filename)}"
     try:

@@ -32,9 +32,17 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 async def create_job(user: CurrentUser, svc: ServicesDep, session: SessionDep,
                      file: Annotated[UploadFile, File(description="The audio or video to dub.")],
                      target_languages: Annotated[str, Form(description="Comma-separated codes, e.g. `es,fr`.")],
-                     source_language: Annotated[str, Form()] = "en") -> dict[str, Any]:
+                     source_language: Annotated[str, Form()] = "en",
+                     background: Annotated[UploadFile | None, File(description="A background track: `file` is "
+                                                                   "then the voice track (stems).")] = None,
+                     stt: Annotated[str | None, Form(description="Speech-to-text engine for this job.")] = None,
+                     translator: Annotated[str | None, Form(description="Translator for this job.")] = None,
+                     tts: Annotated[str | None, Form(description="Voice engine for this job.")] = None,
+                     ) -> dict[str, Any]:
+    options = {k: v for k, v in {"stt": stt, "translator": translator, "tts": tts}.items() if v}
+    bg = (background.filename or "background", _chunks(background)) if background is not None else None
     job = await actions.create_job(svc.settings, session, svc.storage, user, file.filename or "upload",
-                                   _chunks(file), source_language, target_languages)
+                                   _chunks(file), source_language, target_languages, options, background=bg)
     svc.queue.enqueue(job.id)
     return actions.job_view(await actions.get_job(session, user, job.id), detail=True)
 

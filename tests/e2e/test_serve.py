@@ -128,6 +128,10 @@ def test_bad_uploads_get_clear_errors(server: Server, env: dict[str, str]) -> No
         r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, files={"file": ("jfk.flac", f, "audio/flac")},
                        data={"target_languages": "klingon"}, timeout=30)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_language"
+    with JFK.open("rb") as f:
+        r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, files={"file": ("jfk.flac", f, "audio/flac")},
+                       data={"target_languages": "es", "tts": "robot"}, timeout=30)
+    assert r.status_code == 422 and "robot" in r.json()["error"]["message"]
     r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, data={"target_languages": "es"}, timeout=30)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=auth, timeout=5).json()["jobs"] == []
