@@ -53,7 +53,7 @@ FAULT_RATE = 0.3
 # (TIMEOUT_S) for translation and voices; speech to text keeps a 300 s floor on its timeout
 # (vendors/registry.py), so there a slow answer is just slow, and still has to give the same result.
 KINDS = ("429:0", "429:1", "500", "slow", "drop", "malformed")
-TIMEOUT_S, SLOW_S = 0.5, 1.0
+TIMEOUT_S, SLOW_S = 0.5, 0.75
 OUTPUTS = ("dub.wav", "voice.wav", "captions.srt", "captions.vtt")
 
 
@@ -99,16 +99,18 @@ class Flaky:
     (`seen`: times each distinct request came, so a retry shows as a count above 1) and every fault.
 
     `openai`: the wrapped app is the OpenAI fake; its "malformed" is a completion whose content is not the
-    asked JSON (what a model gets wrong); otherwise "malformed" is the fake's own answer cut to half with
-    a consistent Content-Length (JSON that does not parse; a WAV shorter than its header says).
+    asked JSON (what a model gets wrong). Otherwise "malformed", and "garbled" for any vendor, is the
+    fake's own answer cut to half with a consistent Content-Length (JSON that does not parse; a WAV
+    shorter than its header says).
     """
 
     def __init__(self, app: Any, *, openai: bool = False) -> None:
         self.app, self.openai = app, openai
         self.reset()
 
-    def reset(self, rate: float = 0.0, seed: int = 0) -> None:
-        self.rate, self.seed = rate, seed
+    def reset(self, rate: float = 0.0, seed: int = 0, first: list[str | None] | None = None) -> None:
+        """`first`: the faults (None: none) of the next calls in order, before the random ones."""
+        self.rate, self.seed, self.first = rate, seed, list(first or [])
         self.seen: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
 
@@ -126,6 +128,8 @@ class Flaky:
         self.seen[key] += 1
         rng = random.Random(f"{self.seed}/{key}/{self.seen[key]}")
         fault = rng.choice(KINDS) if rng.random() < self.rate else None
+        if self.first:
+            fault = self.first.pop(0)
         if fault is None:
             await self.app(scope, _replay(body), send)
             return
@@ -141,7 +145,7 @@ class Flaky:
         elif fault == "slow":
             await asyncio.sleep(SLOW_S)
             await self.app(scope, _replay(body), send)
-        elif self.openai:
+        elif self.openai and fault == "malformed":
             await _answer(send, 200, _completion(json.loads(body), "Lo siento, no puedo responder en JSON."))
         else:
             await self.app(scope, _replay(body), _halved(send))
@@ -362,3 +366,41 @@ def test_a_refused_transcription_key_fails_the_job_at_once_naming_the_key(
     assert fake_openai.calls == 0
     for task in done.job.languages:
         assert task.status == "failed" and "DEEPGRAM_API_KEY" in (task.error_message or "")
+
+
+
+# ---------------------------------------------------------------------- known gaps (strict xfail)
+
+
+@pytest.mark.xfail(strict=True, reason="openai_translate._ask_once lets the SDK's json.JSONDecodeError through: "
+                   "a translator answer cut short fails the job as internal_error instead of being retried")
+def test_a_translator_answer_cut_short_is_retried(tmp_path: Path, speech: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    deepgram, openai = Flaky(FakeDeepgram()), Flaky(FakeOpenAI().app(), openai=True)
+    with serve(deepgram) as dg_url, serve(openai) as oa_url:
+        use_vendors(monkeypatch, dg_url, oa_url + "/v1")
+        openai.reset(first=["garbled"])  # a 200 whose JSON body stops halfway (a proxy, a crashed server)
+        done = dub(speech, "es")
+    assert openai.faults == Counter(garbled=1)
+    assert done.job.status == "done", failures(done)
+
+
+@pytest.mark.xfail(strict=True, reason="OpenAITranslator.shorten keeps the long line when an answer is "
+                   "unusable (no re-ask, unlike translate), and synthesize caches that in shorten.<lang>.json: "
+                   "one transient bad answer changes the dub")
+def test_a_bad_answer_to_a_shortening_request_changes_nothing(tmp_path: Path, speech: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Voices twice as slow as usual make lines too long for their room, so the translator is asked to
+    # shorten some. The first call is the translation (one batch, before any voice); the second, a
+    # request to shorten a line, gets an answer that is not the asked JSON.
+    deepgram, openai = Flaky(FakeDeepgram(ms_per_char=120)), Flaky(FakeOpenAI().app(), openai=True)
+    with serve(deepgram) as dg_url, serve(openai) as oa_url:
+        use_vendors(monkeypatch, dg_url, oa_url + "/v1")
+        reference = dub(speech, "es", settings=Settings(data_dir=tmp_path / "reference"))
+        assert reference.job.status == "done", failures(reference)
+        assert openai.calls >= 2, "nothing was shortened: the test needs slower voices"
+        openai.reset(first=[None, "malformed"])
+        done = dub(speech, "es", settings=Settings(data_dir=tmp_path / "faults"))
+    assert done.job.status == "done", failures(done)
+    assert openai.faults == Counter(malformed=1)
+    same_outputs(reference, done, "es")
