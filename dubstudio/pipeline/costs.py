@@ -19,6 +19,7 @@ import soundfile as sf
 
 from ..domain import Segment, Speech, Transcript
 from ..vendors.base import Engines, Progress, SpeechToText, TextToSpeech, Translator
+from .translate import CHARS_PER_SECOND
 
 # US dollars per unit, by engine name prefix (the longest matching prefix wins); a setting overrides.
 DEFAULT_PRICES: dict[str, float] = {
@@ -28,7 +29,6 @@ DEFAULT_PRICES: dict[str, float] = {
     "elevenlabs": 0.18 / 1000,  # per character (multilingual v2, creator tier)
     "openai": 0.60 / 1_000_000 / 0.25,  # per character, at ~4 characters a token (gpt-4o-mini output)
 }
-CHARS_PER_SECOND = 15.0  # speech density used by the estimate
 
 
 def price(prices: dict[str, float], engine: str) -> float:
