@@ -138,3 +138,35 @@ def test_an_unwritable_data_folder_names_the_fix(tmp_path: Path, fake_openai: Fa
 
 def test_a_missing_file_is_refused(fake_openai: FakeOpenAI) -> None:
     _one_line_error(dub("no-such-file.wav", "--to", "es"), "no file")
+
+
+def ffmpeg(*args: str) -> None:
+    from dubstudio.pipeline.media import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-y", "-v", "error", *args], check=True)
+
+
+def test_an_input_over_the_limit_is_refused_before_any_work(fake_openai: FakeOpenAI) -> None:
+    calls = fake_openai.calls
+    env = dict(os.environ, DUBSTUDIO_MAX_DURATION="5")
+    _one_line_error(dub(str(JFK), "--to", "es", env=env), "over the limit", "DUBSTUDIO_MAX_DURATION")
+    assert fake_openai.calls == calls
+    assert _jobs_left(Path(os.environ["DUBSTUDIO_DATA_DIR"])) == []
+
+
+def test_a_corrupt_container_is_refused(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=3", "-c:a", "aac", str(whole))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    _one_line_error(dub(str(broken), "--to", "es"), "broken.mp4")
+
+
+def test_a_video_without_sound_is_refused(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    silent = tmp_path / "silent.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=2", "-c:v", "libx264", str(silent))
+    _one_line_error(dub(str(silent), "--to", "es"), "video without an audio stream")
+
+
+def test_the_source_language_as_a_target_is_refused(fake_openai: FakeOpenAI) -> None:
+    _one_line_error(dub(str(JFK), "--to", "en,es"), "also a target")

@@ -94,6 +94,8 @@ def test_stems_replace_the_voice_over_a_resampled_padded_background(
     sf.write(background, np.stack([chord, chord], axis=1), 22050)
     done = dub(voice, "es", background=background)
     m = check_rules(done, "es", target=-23.0)
+    voices = {(seg["speaker"], seg["voice"]) for seg in m["languages"]["es"]["segments"]}
+    assert len({sp for sp, _ in voices}) == 2 and len(voices) == 2, "distinct speakers need distinct voices"
     bg = m["source"]["background"]
     assert bg["resampled"] and bg["sample_rate"] == 22050 and bg["padded_seconds"] == pytest.approx(5.9, abs=0.1)
     # Between dubbed lines the mix is the background alone: the original voice is gone.
