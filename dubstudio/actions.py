@@ -21,7 +21,7 @@ from .domain import Transcript
 from .errors import BadInput, NotFound
 from .pipeline import costs, ingest
 from .pipeline.audio import sha256_file
-from .pipeline.run import EDITS
+from .pipeline.run import EDITS, SOURCE_EDITS
 from .storage.local import LocalStorage
 from .vendors import registry
 
@@ -160,6 +160,7 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
     if not (wd / "transcript.json").exists():
         raise BadInput("The source is not transcribed yet.", hint="Wait for the transcribe stage to finish.")
     segments = Transcript.from_dict(json.loads((wd / "transcript.json").read_text("utf-8"))).segments
+    corrected = json.loads((wd / SOURCE_EDITS).read_text("utf-8")) if (wd / SOURCE_EDITS).exists() else {}
     def read(name: str) -> dict[str, Any]:
         path = wd / language / name
         return dict(json.loads(path.read_text("utf-8"))) if path.exists() else {}
@@ -167,30 +168,36 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
     engine, edits = read("translation.json"), read(EDITS)
     result = read("result.json")
     placed = {row["id"]: row for row in result.get("segments", [])}
-    return [{"id": s.id, "speaker": s.speaker, "source_start": s.start, "source_end": s.end, "text": s.text,
+    return [{"id": s.id, "speaker": s.speaker, "source_start": s.start, "source_end": s.end,
+             "text": corrected.get(s.id) or s.text,
              "translation": edits.get(s.id) or engine.get(s.id, ""), "edited": s.id in edits,
              **{k: placed[s.id][k] for k in ("dub_start", "dub_end", "stretch", "overflow", "rate") if s.id in placed}}
             for s in segments]
 
 
 async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str, language: str,
-                     translations: dict[str, str]) -> Job:
-    """Keep lines typed by hand and queue the language to be made again (only changed lines are spoken
-    again; the caller enqueues the job)."""
+                     translations: dict[str, str], texts: dict[str, str] | None = None) -> Job:
+    """Keep lines typed by hand (translations of `language`; corrected source `texts`, which every
+    language follows) and queue what changed to be made again (only changed lines are spoken again;
+    the caller enqueues the job)."""
+    texts = texts or {}
     lines = {row["id"] for row in await language_lines(settings, session, user_id, job_id, language)}
-    unknown = sorted(set(translations) - lines)
+    unknown = sorted((set(translations) | set(texts)) - lines)
     if unknown:
         raise BadInput(f"No line {unknown[0]!r} in this job.", hint="Use the ids the segments route lists.",
                        details={"unknown": unknown})
     job = await get_job(session, user_id, job_id)
     if job.status in ("running", "deleted", "cancelled"):
         raise BadInput(f"The job is {job.status}.", hint="Edit lines once it has stopped running.")
-    path = _workdir(settings, job) / language / EDITS
-    edits = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    edits.update({k: v.strip() for k, v in translations.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(edits, ensure_ascii=False, indent=1), "utf-8")
-    return await _requeue_languages(session, job, [language], f"{len(translations)} line(s) edited in {language}")
+    wd = _workdir(settings, job)
+    for path, changes in ((wd / language / EDITS, translations), (wd / SOURCE_EDITS, texts)):
+        if changes:
+            edits = json.loads(path.read_text("utf-8")) if path.exists() else {}
+            edits.update({k: v.strip() for k, v in changes.items()})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(edits, ensure_ascii=False, indent=1), "utf-8")
+    again = [t.language for t in job.languages] if texts else [language]
+    return await _requeue_languages(session, job, again, f"{len(translations) + len(texts)} line(s) edited")
 
 
 async def retry(session: AsyncSession, user_id: str, job_id: str, language: str | None = None) -> Job:

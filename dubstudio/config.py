@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         description="Base URL of an OpenAI-compatible server (`OPENAI_BASE_URL`), e.g. "
         "`http://localhost:11434/v1` for Ollama; empty: OpenAI's.")
     openai_model: str = Field("gpt-4o-mini", description="Chat model used for translation.")
+    glossary: dict[str, str] = Field(default_factory=dict, description="Terms and how to translate them, as "
+                                     'JSON, e.g. `{"fellow Americans": "compatriotas"}`.')
+    do_not_translate: list[str] = Field(default_factory=list, description="Terms left as they are (names, "
+                                        'brands), as JSON, e.g. `["dubstudio", "Kennedy"]`.')
     deepgram_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DEEPGRAM_API_KEY", "DUBSTUDIO_DEEPGRAM_API_KEY"),
         description="Deepgram key (`DEEPGRAM_API_KEY`; keychain entry `deepgram_api_key`).")
@@ -115,7 +119,8 @@ class Settings(BaseSettings):
     elevenlabs_voices: str = Field("", description="ElevenLabs voice ids, the first the default: `id1,id2` for every "
                                    "language, or `es=id1,id2;fr=id3` per language (`*` for the rest); empty: "
                                    "ElevenLabs' premade voices.")
-    vendor_concurrency: int = Field(4, ge=1, le=32, description="Cloud text-to-speech calls in flight at once.")
+    vendor_concurrency: int = Field(4, ge=1, le=32,
+                                    description="Calls in flight at once to one vendor (voices, translation batches).")
     vendor_timeout: float = Field(60.0, gt=0, description="Seconds before one vendor call is abandoned.")
     vendor_retries: int = Field(3, ge=0, le=10, description="Retries of one failed vendor call.")
     max_duration: float = Field(4 * 3600.0, gt=0, description="Longest input accepted, in seconds.")

@@ -87,7 +87,7 @@ async def segments(job_id: str, language: str, user: CurrentUser, svc: ServicesD
 async def edit_segments(job_id: str, language: str, body: EditLines, user: CurrentUser, svc: ServicesDep,
                         session: SessionDep) -> dict[str, Any]:
     """Translations typed by hand (by segment id); the language is made again, only changed lines spoken."""
-    await actions.edit_lines(svc.settings, session, user, job_id, language, body.translations)
+    await actions.edit_lines(svc.settings, session, user, job_id, language, body.translations, body.texts)
     svc.queue.enqueue(job_id)
     return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
 

@@ -111,7 +111,8 @@ class SegmentList(BaseModel):
 
 
 class EditLines(BaseModel):
-    translations: dict[str, str]
+    translations: dict[str, str] = {}  # by segment id, for the language in the path
+    texts: dict[str, str] = {}  # corrected source text by segment id (every language follows)
 
 
 class RetryRequest(BaseModel):

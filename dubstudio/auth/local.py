@@ -57,6 +57,7 @@ def check_bearer(settings: Settings, header: str | None) -> str:
     if scheme.lower() != "bearer" or not value:
         raise AuthError("This route needs an API token.",
                         hint="Send 'Authorization: Bearer <token>'; `dubstudio token` prints it.")
-    if not hmac.compare_digest(value.strip(), api_token(settings)):
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a strange token is just a wrong one.
+    if not hmac.compare_digest(value.strip().encode(), api_token(settings).encode()):
         raise AuthError("The API token is wrong.", hint="`dubstudio token` prints the right one.")
     return LOCAL_USER_ID

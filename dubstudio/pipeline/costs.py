@@ -17,7 +17,7 @@ from typing import Any
 
 import soundfile as sf
 
-from ..domain import Segment, Speech, Transcript
+from ..domain import Segment, Speech, Transcript, Word
 from ..vendors.base import Engines, Progress, SpeechToText, TextToSpeech, Translator
 from .translate import CHARS_PER_SECOND
 
@@ -74,6 +74,11 @@ class Meter:
 class _STT:
     def __init__(self, inner: SpeechToText, meter: Meter) -> None:
         self.inner, self.meter, self.name = inner, meter, inner.name
+
+    def align(self, wav_path: Path, start: float, end: float, text: str) -> list[Word] | None:
+        """Forced alignment where the engine has it (offline: free, so not metered); else None."""
+        align = getattr(self.inner, "align", None)
+        return align(wav_path, start, end, text) if align else None
 
     def transcribe(self, wav_path: Path, language: str, progress: Progress | None = None) -> Transcript:
         result = self.inner.transcribe(wav_path, language, progress)

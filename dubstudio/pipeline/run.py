@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..domain import Transcript
+from ..domain import Transcript, Word
 from ..errors import AwaitingTranslation, BadInput, DubError, NoSpeech
 from ..languages import ISO639_2, NAMES
 from ..vendors.base import Engines
@@ -30,6 +30,7 @@ WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 
            "mix": 0.10, "captions": 0.02, "deliver": 0.13}
 STAGES = list(WEIGHTS)
 EDITS = "edits.json"  # in a language's folder: {segment id: translation} typed by a person
+SOURCE_EDITS = "source_edits.json"  # in the job's folder: {segment id: source text} corrected by a person
 
 
 def overall(stage: str, fraction: float) -> float:
@@ -159,6 +160,9 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
         _write_json(wd / "transcript.json", answer)
         marks.mark("transcribe", k_stt)
     transcript = Transcript.from_dict(_read_json(wd / "transcript.json"))
+    source_edits = _read_json(wd / SOURCE_EDITS) if (wd / SOURCE_EDITS).exists() else {}
+    _apply_source_edits(transcript, source_edits, engines, wd / "work" / "stt.wav")
+    k_stt = _key(k_stt, source_edits)  # corrected lines are translated and spoken again
     reporter.stage(None, "transcribe", 1.0)
     reporter.stage_done(None, "transcribe", ["transcript.json"], reused)
     if not transcript.segments:
@@ -199,6 +203,20 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
         data["video_all_languages"] = manifest.artifact("video_all", everything, wd)
     manifest.write(wd / "manifest.json", data)
     return data
+
+
+def _apply_source_edits(transcript: Transcript, edits: dict[str, str], engines: Engines, stt_wav: Path) -> None:
+    """Lines a person corrected: their words are timed again by forced alignment where the speech engine
+    can, else spread evenly over the line (captions need times to split on)."""
+    for seg in transcript.segments:
+        text = edits.get(seg.id, "").strip()
+        if text and text != seg.text:
+            seg.text = text
+            aligned = getattr(engines.stt, "align", lambda *a: None)(stt_wav, seg.start, seg.end, text)
+            words = text.split()
+            step = (seg.end - seg.start) / max(1, len(words))
+            seg.words = aligned or [Word(w, round(seg.start + i * step, 3), round(seg.start + (i + 1) * step, 3))
+                                    for i, w in enumerate(words)]
 
 
 def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Markers, shared: _Shared,

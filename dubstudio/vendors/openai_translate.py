@@ -7,7 +7,9 @@ times when it is not. Servers that refuse `json_schema` get `json_object` instea
 
 from __future__ import annotations
 
+import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -38,14 +40,24 @@ SHORTEN = (
 SYSTEM = (
     "You translate a video's dubbing script from {src} to {dst}. Translate every line, keeping its id. "
     "Each line must be speakable in about the same time as the original: stay within its max_chars. "
-    "Use the context lines only to understand; do not translate them. "
+    "Use the context lines only to understand; do not translate them. Use the glossary's translations "
+    "for its terms, and leave the do_not_translate terms as they are. "
     'Answer only JSON: {{"translations": [{{"id": "...", "text": "..."}}]}}.'
 )
 
 
+# What we ask the server to answer in, best first: servers that refuse one get the next.
+FORMATS: list[dict[str, Any] | None] = [
+    {"type": "json_schema", "json_schema": {"name": "translations", "strict": True, "schema": SCHEMA}},
+    {"type": "json_object"},
+    None,  # plain text that holds JSON (the prompt asks for it)
+]
+
+
 class OpenAITranslator:
     def __init__(self, api_key: str | None, base_url: str | None, model: str, timeout: float = 60.0,
-                 retries: int = 3) -> None:
+                 retries: int = 3, glossary: dict[str, str] | None = None, keep: list[str] | None = None,
+                 concurrency: int = 4) -> None:
         if not api_key and not base_url:
             raise TranslatorNotConfigured(
                 "No translator is configured.",
@@ -57,21 +69,32 @@ class OpenAITranslator:
                                     timeout=timeout, max_retries=0)
         self.retries = retries
         self.model = model
-        self.name = f"openai:{model}"
-        self._format: dict[str, Any] = {"type": "json_schema", "json_schema": {
-            "name": "translations", "strict": True, "schema": SCHEMA}}
+        self.glossary, self.keep, self.concurrency = glossary or {}, keep or [], max(1, concurrency)
+        # The glossary is part of the name: the cache must not serve a translation made without it.
+        terms = json.dumps([sorted(self.glossary.items()), sorted(self.keep)], ensure_ascii=False)
+        self.name = f"openai:{model}" + (f":{hashlib.sha256(terms.encode()).hexdigest()[:8]}" if terms != "[[], []]"
+                                         else "")
+        self._format_index = 0
 
     def translate(self, segments: list[Segment], source: str, target: str,
                   budgets: dict[str, int] | None = None) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for b in range(0, len(segments), BATCH):
+        def one(b: int) -> dict[str, str]:
             batch = segments[b:b + BATCH]
-            payload = {
+            payload: dict[str, Any] = {
                 "lines": [{"id": s.id, "text": s.text, "max_chars": (budgets or {}).get(s.id)} for s in batch],
                 "context_before": [s.text for s in segments[max(0, b - CONTEXT):b]],
                 "context_after": [s.text for s in segments[b + BATCH:b + BATCH + CONTEXT]],
             }
-            out.update(self._batch(payload, [s.id for s in batch], source, target))
+            if self.glossary:
+                payload["glossary"] = self.glossary
+            if self.keep:
+                payload["do_not_translate"] = self.keep
+            return self._batch(payload, [s.id for s in batch], source, target)
+
+        out: dict[str, str] = {}
+        with ThreadPoolExecutor(self.concurrency) as pool:  # batches are independent: not one after another
+            for part in pool.map(one, range(0, len(segments), BATCH)):
+                out.update(part)
         return out
 
     def shorten(self, text: str, translation: str, source: str, target: str, max_chars: int) -> str:
@@ -104,13 +127,14 @@ class OpenAITranslator:
 
     def _ask_once(self, messages: list[Any]) -> str:
         try:
-            try:
-                r = self._create(messages)
-            except openai.BadRequestError:
-                if self._format["type"] != "json_schema":
-                    raise
-                self._format = {"type": "json_object"}  # the server does not do json_schema; remember it
-                r = self._create(messages)
+            while True:
+                try:
+                    r = self._create(messages)
+                    break
+                except openai.BadRequestError as exc:
+                    if self._format_index + 1 >= len(FORMATS) or "response_format" not in str(exc.message):
+                        raise
+                    self._format_index += 1  # the server does not do this format; remember it
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise PermanentVendorError(f"The translator refused the key ({exc.status_code}).",
                                        hint="Check OPENAI_API_KEY.") from exc
@@ -129,14 +153,16 @@ class OpenAITranslator:
         return r.choices[0].message.content or ""
 
     def _create(self, messages: list[Any]) -> Any:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
-                                  "response_format": self._format}
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0}
+        if (fmt := FORMATS[self._format_index]) is not None:
+            kwargs["response_format"] = fmt
         return self.client.chat.completions.create(**kwargs)
 
 
 def _validate(content: str, ids: list[str]) -> tuple[dict[str, str] | None, str]:
     try:
-        data = json.loads(content)
+        start, end = content.find("{"), content.rfind("}")  # plain-text answers may wrap the JSON in prose
+        data = json.loads(content[start:end + 1] if start >= 0 else content)
         items = data["translations"]
         got = {str(i["id"]): str(i["text"]).strip() for i in items}
     except (ValueError, KeyError, TypeError):

@@ -39,7 +39,9 @@ def translator(settings: Settings) -> Translator:
     from .openai_translate import OpenAITranslator
 
     return OpenAITranslator(settings.secret("openai_api_key"), settings.openai_base_url or None,
-                            settings.openai_model, settings.vendor_timeout, settings.vendor_retries)
+                            settings.openai_model, settings.vendor_timeout, settings.vendor_retries,
+                            glossary=settings.glossary, keep=settings.do_not_translate,
+                            concurrency=settings.vendor_concurrency)
 
 
 def stt(settings: Settings) -> SpeechToText:

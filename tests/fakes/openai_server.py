@@ -25,9 +25,12 @@ WORDS = {
 }
 
 
-def fake_translate(text: str, target: str) -> str:
+def fake_translate(text: str, target: str, glossary: dict[str, str] | None = None) -> str:
+    for term, translation in (glossary or {}).items():  # glossary terms first, kept from the word table
+        text = text.replace(term, translation.upper())
     table = WORDS.get(target, {})
-    return re.sub(r"[A-Za-z']+", lambda m: table.get(m[0].lower(), m[0]), text)
+    return re.sub(r"[A-Za-z']+", lambda m: m[0] if m[0].isupper() and len(m[0]) > 1 else
+                  table.get(m[0].lower(), m[0]), text).replace("\u0000", "")
 
 
 @dataclass
@@ -36,6 +39,7 @@ class FakeOpenAI:
     shorten_calls: int = 0
     fail_next: list[Any] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)  # response_format types answered with 400, like some servers
 
     def app(self) -> FastAPI:
         api = FastAPI()
@@ -62,6 +66,11 @@ class FakeOpenAI:
                 return JSONResponse({"error": {"message": f"injected {fault}", "type": "server_error",
                                                "code": None}}, status_code=int(fault),
                                     headers={"retry-after": "0"} if fault == 429 else None)
+            fmt = (body.get("response_format") or {}).get("type", "text")
+            if fmt in self.refuse:
+                return JSONResponse({"error": {"message": f"Invalid parameter: 'response_format' of type '{fmt}' is "
+                                               "not supported with this model.", "type": "invalid_request_error",
+                                               "param": "response_format", "code": None}}, 400)
             system = body["messages"][0]["content"]
             user = json.loads(next(m["content"] for m in body["messages"] if m["role"] == "user"))
             if system.startswith("You shorten"):  # drop words from the end until the line fits
@@ -73,9 +82,13 @@ class FakeOpenAI:
                 out = {"translations": [{"id": line["id"], "text": " ".join(words)}]}
                 return JSONResponse(_completion(body, json.dumps(out, ensure_ascii=False)))
             target = "es" if "to Spanish" in system else "fr" if "to French" in system else "xx"
-            out = {"translations": [{"id": line["id"], "text": fake_translate(line["text"], target)}
+            glossary = user.get("glossary", {})
+            out = {"translations": [{"id": line["id"], "text": fake_translate(line["text"], target, glossary)}
                                     for line in user["lines"]]}
-            return JSONResponse(_completion(body, json.dumps(out, ensure_ascii=False)))
+            text = json.dumps(out, ensure_ascii=False)
+            if fmt == "text":  # no JSON mode: the answer comes wrapped in prose, as chat models do
+                text = f"Here are the translations:\n{text}\nHope this helps."
+            return JSONResponse(_completion(body, text))
 
         return api
 

@@ -93,3 +93,20 @@ def test_a_failed_language_is_retried_alone(fake_deepgram: FakeDeepgram, fake_op
     Queue(settings).run_job.call_local(failed.job.id)
     assert asyncio.run(_get(settings, failed.job.id)).status == "done"
     assert fake_deepgram.calls["listen"] == listened  # the transcript was reused
+
+
+def test_a_corrected_source_line_is_aligned_translated_and_spoken_again(fake_openai: FakeOpenAI) -> None:
+    from tests.conftest import JFK
+
+    settings = Settings()
+    done = dub(JFK, "es", settings=settings)  # offline engines: pocketsphinx hears "and all my fellow america"
+    first = manifest(done.workdir)["languages"]["es"]["segments"][0]
+    asked = len(fake_openai.requests)
+    call(settings, lambda st, s, u, j, lang, texts: actions.edit_lines(st, s, u, j, lang, {}, texts),
+         done.job.id, "es", {first["id"]: "And so my fellow Americans"})
+    Queue(settings).run_job.call_local(done.job.id)
+    assert asyncio.run(_get(settings, done.job.id)).status == "done"
+    row = manifest(done.workdir)["languages"]["es"]["segments"][0]
+    assert row["text"] == "And so my fellow Americans" and row["translation"] != first["translation"]
+    assert "fellow Americans" in (done.workdir / "captions.en.srt").read_text()
+    assert len(fake_openai.requests) > asked  # the corrected line was translated again

@@ -101,7 +101,7 @@ def test_the_token_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch) ->
     s = Settings()
     assert api_token(s) == "my-token"
     assert check_bearer(s, "Bearer my-token") == "local"
-    for header in (None, "", "Bearer", "Bearer wrong", "Basic my-token"):
+    for header in (None, "", "Bearer", "Bearer wrong", "Basic my-token", "Bearer tökën"):
         with pytest.raises(AuthError):
             check_bearer(s, header)
 

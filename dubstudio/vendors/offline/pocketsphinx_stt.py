@@ -33,6 +33,7 @@ MAX_SEGMENT_S = 8.0  # longer lines are split at their largest internal pause
 MAX_UTTERANCE_S = 20.0  # the decoder never holds more than this; also bounds search memory
 CUT_SEARCH_S = 5.0  # a forced cut looks for the quietest frame in this tail of the utterance
 BLOCK_FRAMES = 50  # endpointer frames (30 ms each) read per block: 1.5 s
+ALIGN_PAD_S = 0.25  # seconds of audio either side of a line given to forced alignment
 PROGRESS_STEP = 0.005  # report at most ~200 progress updates per file
 
 _VARIANT = re.compile(r"\(\d+\)$")  # 'the(2)': second pronunciation of 'the'
@@ -62,6 +63,35 @@ class PocketsphinxSTT:
         duration = _duration(Path(wav_path))
         segments = list(self.iter_segments(Path(wav_path), progress))
         return Transcript(language=lang, duration=duration, segments=segments)
+
+    def align(self, wav_path: Path, start: float, end: float, text: str) -> list[Word]:
+        """Word timings for a known transcript of [start, end) by forced alignment, far more reliable
+        than free recognition; words the dictionary lacks make it fail, and then the words are spread
+        evenly over the span (a caption split needs times, not perfection)."""
+        import soundfile as sf
+        from pocketsphinx import Decoder
+
+        words = re.findall(r"[\w']+", text)
+        if not words:
+            return []
+        # A little room either side: a line's edges are where recognition was least sure.
+        lo, hi = max(0.0, start - ALIGN_PAD_S), end + ALIGN_PAD_S
+        pcm, _ = sf.read(wav_path, start=int(lo * SAMPLE_RATE), stop=int(hi * SAMPLE_RATE), dtype="int16")
+        decoder = Decoder(samprate=SAMPLE_RATE, loglevel="ERROR")
+        try:
+            decoder.set_align_text(" ".join(w.lower() for w in words))
+            decoder.start_utt()
+            decoder.process_raw(pcm.tobytes(), full_utt=True)
+            decoder.end_utt()
+            frate = float(decoder.config["frate"])
+            found = [s for s in decoder.seg() or () if not _is_filler(s.word)]
+        except (RuntimeError, ValueError):  # a word outside the dictionary, or no alignment
+            found = []
+        if len(found) == len(words):
+            return [Word(w, round(lo + s.start_frame / frate, 3), round(lo + (s.end_frame + 1) / frate, 3))
+                    for w, s in zip(words, found, strict=True)]
+        step = (end - start) / len(words)
+        return [Word(w, round(start + i * step, 3), round(start + (i + 1) * step, 3)) for i, w in enumerate(words)]
 
     def iter_segments(self, wav_path: Path, progress: Progress | None = None) -> Iterator[Segment]:
         """Yield segments in time order as soon as a pause closes them, so callers need not wait.
