@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 
 from .config import Settings
 from .db.models import Artifact, Job, JobEvent, LanguageTask, Segment, utcnow
-from .errors import AwaitingTranslation, DubError
+from .errors import AwaitingTranslation, DubError, PermanentVendorError, VendorError
 from .pipeline import run as pipeline
 from .runtime import Database
 from .storage.local import LocalStorage
@@ -33,6 +33,7 @@ from .vendors.base import Engines, SpeechToText, TextToSpeech
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_DEFERRALS = 3  # times a job waits for a vendor's Retry-After before it fails
 HEARTBEAT_SECONDS = 1.0  # progress within a stage is written at most this often
 
 
@@ -176,6 +177,7 @@ class DbReporter:
         self.last_write = 0.0
         self.failed: set[str] = set()
         self.waiting: set[str] = set()
+        self.come_back = 0.0  # seconds a vendor asked us to wait before trying again (0: none asked)
         self.lock = threading.Lock()
 
     def _call(self, coro: Any) -> None:
@@ -250,6 +252,8 @@ class DbReporter:
     def language_failed(self, language: str, error: DubError) -> None:
         waiting = error.code == AwaitingTranslation.code  # not a failure: it goes on once lines are typed
         (self.waiting if waiting else self.failed).add(language)
+        if _come_back_later(error):
+            self.come_back = max(self.come_back, error.retry_after or 0.0)  # type: ignore[attr-defined]
         self._call(self._write_failed(language, error, "awaiting_translation" if waiting else "failed"))
 
     async def _write_failed(self, language: str, error: DubError, status: str) -> None:
@@ -304,11 +308,26 @@ async def execute(queue: Queue, job_id: str) -> None:
                                bytes=(spec.workdir / "manifest.json").stat().st_size))
         except DubError as err:
             status, code, message = "failed", err.code, str(err)
+            if _come_back_later(err):
+                reporter.come_back = max(reporter.come_back, err.retry_after or 0.0)  # type: ignore[attr-defined]
         except Exception as exc:  # a bug: keep the job's record honest and the worker alive
             log.exception("job %s failed unexpectedly", job_id)
             status, code, message = "failed", "internal_error", f"An unexpected error stopped the job: {exc!r}"
         finally:
             beating.cancel()
+        deferrals = int(options.get("deferrals", 0))
+        if status == "failed" and reporter.come_back and deferrals < MAX_DEFERRALS:
+            # A vendor asked us to come back later than a thread should sleep: the queue waits instead.
+            async with db.session() as s, s.begin():
+                await s.execute(update(Job).where(Job.id == job_id).values(
+                    status="queued", options={**options, "deferrals": deferrals + 1}))
+                await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
+                                                           LanguageTask.status == "failed")
+                                .values(status="queued", error_code=None, error_message=None))
+                s.add(JobEvent(job_id=job_id, kind="deferred", data={"delay": reporter.come_back},
+                               message=f"a vendor asked to wait {reporter.come_back:.0f} s"))
+            queue.run_job.schedule((job_id,), delay=reporter.come_back)
+            return
         async with db.session() as s, s.begin():
             await s.execute(update(Job).where(Job.id == job_id).values(
                 status=status, error_code=code, error_message=message, finished_at=utcnow(),
@@ -321,6 +340,10 @@ async def execute(queue: Queue, job_id: str) -> None:
                            data={"code": code} if code else {}))
     finally:
         await db.close()
+
+
+def _come_back_later(err: DubError) -> bool:
+    return isinstance(err, VendorError) and not isinstance(err, PermanentVendorError) and bool(err.retry_after)
 
 
 async def _heartbeat(db: Database, job_id: str, every: float) -> None:

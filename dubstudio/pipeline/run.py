@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..domain import Transcript, Word
+from ..domain import Segment, Transcript, Word
 from ..errors import AwaitingTranslation, BadInput, DubError, NoSpeech
 from ..languages import ISO639_2, NAMES
 from ..vendors.base import Engines
 from . import captions, costs, fit, ingest, manifest, media, mix, synthesize, translate
 from .audio import sha256_file
 from .loudness import finish
+
+log = logging.getLogger(__name__)
 
 # Share of a language's progress each stage stands for; ingest and transcribe are shared by all languages.
 WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 0.30, "fit": 0.05,
@@ -175,14 +179,20 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     shared = _Shared(transcript, inputs, k_stt)
     languages: dict[str, Any] = {}
 
+    local_work = threading.BoundedSemaphore(max(1, spec.parallel))
+
     def one(lang: str) -> None:
         try:
-            languages[lang] = _language(spec, engines, reporter, marks, shared, lang)
+            languages[lang] = _language(spec, engines, reporter, marks, shared, lang, local_work)
             reporter.language_done(lang, languages[lang])
         except DubError as err:
             reporter.language_failed(lang, err)
+        except Exception as exc:  # a bug in one language must not take the others down
+            log.exception("language %s failed unexpectedly", lang)
+            reporter.language_failed(lang, DubError(f"An unexpected error stopped {lang}: {exc!r}"))
 
-    with ThreadPoolExecutor(max(1, min(spec.parallel, len(spec.targets)))) as pool:
+    # Every language at once: their vendor calls overlap; `local_work` keeps the CPU-heavy stages to the cores.
+    with ThreadPoolExecutor(max(1, len(spec.targets))) as pool:
         list(pool.map(one, spec.targets))
 
     data: dict[str, Any] = {
@@ -220,8 +230,8 @@ def _apply_source_edits(transcript: Transcript, edits: dict[str, str], engines: 
 
 
 def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Markers, shared: _Shared,
-              lang: str) -> dict[str, Any]:
-    wd, ld = spec.workdir, spec.workdir / lang
+              lang: str, local_work: threading.BoundedSemaphore) -> dict[str, Any]:
+    ld = spec.workdir / lang
     transcript, segments = shared.transcript, shared.transcript.segments
     if lang == transcript.language:
         raise BadInput(f"The source is already in {NAMES.get(lang, lang)}.",
@@ -264,6 +274,14 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     synthesize.save(ld / "lines.json", lines)
     reporter.stage_done(lang, "synthesize", [f"{lang}/lines.json"], False)
 
+    with local_work:
+        return _finish_language(spec, reporter, marks, shared, lang, segments, lines, k_out, result)
+
+
+def _finish_language(spec: JobSpec, reporter: Reporter, marks: _Markers, shared: _Shared, lang: str,
+                     segments: list[Segment], lines: list[synthesize.Line], k_out: str, result: Path) -> dict[str, Any]:
+    """fit, mix, captions and deliver: the CPU-bound end of a language."""
+    wd, ld = spec.workdir, spec.workdir / lang
     reporter.stage(lang, "fit", 0.0)
     decisions, placements = fit.run(segments, lines, _clip_dir(spec, lang), spec.sample_rate,
                                     wd / "work" / "source.wav", ld / "fitted", spec.max_stretch)

@@ -9,15 +9,20 @@ from typing import Protocol
 from ..errors import BadInput
 
 
+MAX_PART_BYTES = 255  # what common file systems allow for one name
+
+
 def safe_key(*parts: str) -> str:
-    """Join key parts, refusing anything that could escape the store's root."""
+    """Join key parts, refusing anything that could escape the store's root or that a file system
+    would refuse: '..', control characters, ':' (a Windows drive or NTFS stream), over-long names."""
     out: list[str] = []
     for part in parts:
         for piece in part.replace("\\", "/").split("/"):
             if piece in ("", "."):
                 continue
-            if piece == ".." or "\0" in piece:
-                raise BadInput(f"Unsafe storage name {part!r}.", hint="Use a plain file name.")
+            if piece == ".." or ":" in piece or any(ord(c) < 32 for c in piece) \
+                    or len(piece.encode()) > MAX_PART_BYTES:
+                raise BadInput(f"Unsafe storage name {part[:80]!r}.", hint="Use a plain, short file name.")
             out.append(piece)
     if not out:
         raise BadInput("Empty storage name.", hint="Use a plain file name.")

@@ -102,14 +102,17 @@ class OpenAITranslator:
         payload = {"lines": [{"id": "line", "text": translation, "max_chars": max_chars}], "original": text}
         messages: list[Any] = [{"role": "system", "content": SHORTEN.format(src=src, dst=dst, max_chars=max_chars)},
                                {"role": "user", "content": json.dumps(payload, ensure_ascii=False)}]
-        result, _ = _validate(self._ask(messages), ["line"])
-        return result["line"] if result else translation  # an unusable answer: keep the line as it was
+        return self._ask_valid(messages, ["line"])["line"]
 
     def _batch(self, payload: dict[str, Any], ids: list[str], source: str, target: str) -> dict[str, str]:
         messages: list[Any] = [
             {"role": "system", "content": SYSTEM.format(src=NAMES.get(source, source), dst=NAMES.get(target, target))},
             {"role": "user", "content": json.dumps(payload, ensure_ascii=False)},
         ]
+        return self._ask_valid(messages, ids)
+
+    def _ask_valid(self, messages: list[Any], ids: list[str]) -> dict[str, str]:
+        """Ask until the answer is valid (same ids, no empty line), a bounded number of times."""
         problem = ""
         for _ in range(REASKS + 1):
             content = self._ask(messages)
@@ -147,6 +150,9 @@ class OpenAITranslator:
         except openai.APIStatusError as exc:
             raise VendorError(f"The translator failed ({exc.status_code}).",
                               retry_after=parse_retry_after(exc.response.headers)) from exc
+        except (ValueError, openai.APIResponseValidationError) as exc:  # an answer cut short: unreadable JSON
+            raise VendorError("The translator sent an answer that could not be read.",
+                              hint="This is usually passing; it is retried.") from exc
         except openai.APIError as exc:  # timeouts and dropped connections
             raise VendorError(f"The translator could not be reached: {exc.message}",
                               hint="Check OPENAI_BASE_URL and that the server runs.") from exc
