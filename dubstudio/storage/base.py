@@ -8,7 +8,6 @@ from typing import Protocol
 
 from ..errors import BadInput
 
-
 MAX_PART_BYTES = 255  # what common file systems allow for one name
 
 
