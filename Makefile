@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: run test lint
+.PHONY: run test lint browser
 run: $(STAMP)
 	$(BIN)/dubstudio serve
 
@@ -21,5 +21,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's Chromium (a test tool's own browser download cannot work offline).
+browser:
+	test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { apt-get update && apt-get install -y chromium chromium-driver; }
+
+test: lint browser
 	$(BIN)/python -m pytest

@@ -303,9 +303,14 @@ async def execute(queue: Queue, job_id: str) -> None:
                 job = await s.get(Job, job_id)
                 assert job is not None
                 job.duration = data["source"]["duration"]
-                s.add(Artifact(job_id=job_id, language=None, kind="manifest", path=f"jobs/{job_id}/manifest.json",
-                               sha256=pipeline.sha256_file(spec.workdir / "manifest.json"),
-                               bytes=(spec.workdir / "manifest.json").stat().st_size))
+                await s.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.language.is_(None)))
+                src = data["source"]["language"]
+                for kind, name in [("manifest", "manifest.json"), ("captions_srt", f"captions.{src}.srt"),
+                                   ("captions_vtt", f"captions.{src}.vtt")] + (
+                        [("video_all", data["video_all_languages"]["path"])] if "video_all_languages" in data else []):
+                    path = spec.workdir / name
+                    s.add(Artifact(job_id=job_id, language=None, kind=kind, path=f"jobs/{job_id}/{name}",
+                                   sha256=pipeline.sha256_file(path), bytes=path.stat().st_size))
         except DubError as err:
             status, code, message = "failed", err.code, str(err)
             if _come_back_later(err):

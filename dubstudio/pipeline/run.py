@@ -270,7 +270,7 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     reporter.stage(lang, "synthesize", 0.0)
     lines = synthesize.run(engines.tts, engines.translator, segments, translations, transcript.language, lang,
                            duration, _clip_dir(spec, lang), spec.sample_rate, spec.max_stretch, voices,
-                           lambda f: reporter.stage(lang, "synthesize", f))
+                           lambda f: reporter.stage(lang, "synthesize", f), typed=frozenset(edits))
     synthesize.save(ld / "lines.json", lines)
     reporter.stage_done(lang, "synthesize", [f"{lang}/lines.json"], False)
 

@@ -113,7 +113,9 @@ def _speak(tts: TextToSpeech, text: str, language: str, voice: str, rate: float,
 
 def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], translations: dict[str, str],
         source_language: str, language: str, duration: float, clip_dir: Path, sample_rate: int,
-        max_speedup: float, voices: dict[str, str], progress: Callable[[float], None] | None = None) -> list[Line]:
+        max_speedup: float, voices: dict[str, str], progress: Callable[[float], None] | None = None,
+        typed: frozenset[str] = frozenset()) -> list[Line]:
+    """`typed`: lines a person wrote; they are spoken as written, never shortened by the translator."""
     clip_dir.mkdir(parents=True, exist_ok=True)
     shorter = _ShortenCache(clip_dir.parent / f"shorten.{language}.json")
     done, lock = [0], threading.Lock()
@@ -124,7 +126,7 @@ def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], tran
         if text:
             line.clip, line.length = _speak(tts, text, language, voice, 1.0, clip_dir, sample_rate)
             line.natural = line.length
-            while line.length > room and line.attempts < SHORTEN_ATTEMPTS:
+            while line.length > room and line.attempts < SHORTEN_ATTEMPTS and seg.id not in typed:
                 budget = max(4, int(len(line.text) * room / line.length * 0.95))
                 current = line.text
 

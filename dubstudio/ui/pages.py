@@ -6,8 +6,8 @@ user; it reads the services `build()` puts on `app.state.services`.
 
 Markers for tests: `upload`, `source-language`, `target-languages`, `dub`, `staged-file`, `jobs`,
 `no-jobs`; per job `job job-<id>` (with `job-status status-<status>`, `job-progress`, `job-error`,
-`download-manifest`); per language `lang lang-<code>` (with `lang-status`, `lang-progress`, `lang-error`,
-`audio-<code>` and `download-<code>-<wav|m4a|voice|srt>`).
+`download-manifest`, and `open-job`: the link to its page, see `job_page`); per language `lang lang-<code>`
+(with `lang-status`, `lang-progress`, `lang-error`, `audio-<code>` and `download-<code>-<wav|m4a|voice|srt>`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,60 +31,29 @@ from ..auth.local import LOCAL_USER_ID
 from ..errors import DubError, NotFound
 from ..pipeline import ingest
 from ..services import Services
+from . import job_page
+from .common import (
+    REFRESH_SECONDS,
+    UNEXPECTED,
+    clean_filename,
+    download_name,
+    download_url,
+    frame,
+    percent,
+    services,
+    status_text,
+)
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "dubstudio"
-REFRESH_SECONDS = 1.0
 STAGING_MAX_AGE = 24 * 3600.0  # seconds an upload may wait for the Dub button before it is swept away
-UNEXPECTED = "Something went wrong on our side. Try again; if it keeps happening, the log has the details."
-
-STATUS_WORDS = {"queued": "Waiting", "running": "Working", "done": "Done", "failed": "Failed",
-                "cancelled": "Cancelled"}
-STAGE_WORDS = {"ingest": "reading the file", "transcribe": "transcribing", "translate": "translating",
-               "synthesize": "speaking", "fit": "fitting the timing", "mix": "mixing", "captions": "captioning",
-               "deliver": "encoding"}
 # Artifact kind -> (button text, marker suffix, file extension)
 DOWNLOADS = {"audio_wav": ("WAV", "wav", "wav"), "audio": ("M4A", "m4a", "m4a"),
              "voice_wav": ("Voice only (WAV)", "voice", "wav"), "captions_srt": ("Subtitles (SRT)", "srt", "srt")}
 
 
-def services() -> Services:
-    svc: Services = app.state.services
-    return svc
-
-
 def language_options() -> dict[str, str]:
     return dict(sorted(languages.NAMES.items(), key=lambda kv: kv[1]))
-
-
-def percent(value: float) -> str:
-    return f"{round(value * 100)}%"
-
-
-def clean_filename(name: str) -> str:
-    """The last part of what the browser sent, without characters a file system may refuse."""
-    base = re.sub(r'[\x00-\x1f<>:"|?*]', "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
-    return base[-200:] or "upload"
-
-
-def download_name(source_filename: str, language: str | None, ext: str) -> str:
-    stem = Path(clean_filename(source_filename)).stem or "dub"
-    return f"{stem}.{language}.{ext}" if language else f"{stem}.{ext}"
-
-
-@contextmanager
-def frame(title: str) -> Iterator[None]:
-    """The shared layout: a header with the app name and a dark-mode switch, then the page's column."""
-    ui.page_title(f"{title} · {APP_NAME}")
-    dark = ui.dark_mode(False)
-    with ui.header().classes("items-center justify-between px-4"):
-        ui.label(APP_NAME).classes("text-xl font-bold").mark("app-name")
-        ui.switch("Dark mode").bind_value(dark).props('color=white keep-color aria-label="Dark mode"') \
-            .mark("dark-toggle")
-    with ui.column().classes("w-full max-w-4xl mx-auto p-4 gap-4"):
-        ui.label(title).classes("text-2xl font-semibold").props("role=heading aria-level=1")
-        yield
 
 
 # --- the upload form ---------------------------------------------------------------------------------
@@ -226,7 +193,7 @@ def _downloads(job_id: str, filename: str, language: str | None, artifacts: list
             text, suffix, ext = DOWNLOADS[art["kind"]]
         else:
             continue
-        url = f"/download/{job_id}/{art['path'][len(prefix):]}"
+        url = download_url(job_id, art["path"])
         name = download_name(filename, f"{language}.voice" if suffix == "voice" else language, ext)
         marker = f"download-{language}-{suffix}" if language else f"download-{suffix}"
         ui.button(text, icon="download", on_click=lambda u=url, n=name: ui.download.from_url(u, n)) \
@@ -239,7 +206,7 @@ class LanguageRow:
         self.box = ui.column().classes("w-full gap-1").mark(f"lang lang-{language}")
         self.signature: Any = None
 
-    def update(self, view: dict[str, Any], storage_path: Callable[[str], Path]) -> None:
+    def update(self, view: dict[str, Any]) -> None:
         task = view["languages"][self.language]
         artifacts = [a for a in view.get("artifacts", []) if a["language"] == self.language]
         signature = (task, artifacts)
@@ -248,19 +215,17 @@ class LanguageRow:
         self.signature = signature
         self.box.clear()
         with self.box:
-            status = STATUS_WORDS.get(task["status"], task["status"])
-            stage = STAGE_WORDS.get(task["stage"] or "", "")
-            with ui.row().classes("w-full items-center gap-2"):
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
                 ui.label(languages.NAMES.get(self.language, self.language)).classes("font-medium w-28")
-                ui.label(f"{status}, {stage}" if task["status"] == "running" and stage else status) \
-                    .mark("lang-status")
+                ui.label(status_text(task["status"], task["stage"])).mark("lang-status")
                 ui.linear_progress(task["progress"], show_value=False).classes("grow").mark("lang-progress")
                 ui.label(percent(task["progress"])).classes("text-sm w-12 text-right")
             if task["error"] and task["error"]["message"] != (view["error"] or {}).get("message"):
                 ui.label(task["error"]["message"]).classes("text-negative text-sm").mark("lang-error")
             wav = next((a for a in artifacts if a["kind"] == "audio_wav"), None)
             if task["status"] == "done" and wav is not None:
-                ui.audio(storage_path(wav["path"])).classes("w-full").mark(f"audio-{self.language}")
+                ui.audio(download_url(view["id"], wav["path"], wav["sha256"])).classes("w-full") \
+                    .mark(f"audio-{self.language}")
                 with ui.row().classes("gap-2"):
                     _downloads(view["id"], view["source_filename"], self.language, artifacts)
 
@@ -275,7 +240,7 @@ class JobCard:
             self.rows = [LanguageRow(lang) for lang in view["languages"]]
         self.head_signature: Any = None
 
-    def update(self, view: dict[str, Any], storage_path: Callable[[str], Path]) -> None:
+    def update(self, view: dict[str, Any]) -> None:
         self.view = _basic(view)
         artifacts = [a for a in view.get("artifacts", []) if a["language"] is None]
         head = {k: view[k] for k in ("status", "stage", "progress", "error", "source_filename")}
@@ -283,13 +248,12 @@ class JobCard:
             self.head_signature = (head, artifacts)
             self.head.clear()
             with self.head:
-                status = STATUS_WORDS.get(view["status"], view["status"])
-                stage = STAGE_WORDS.get(view["stage"] or "", "")
                 with ui.row().classes("w-full items-center gap-2"):
                     ui.label(view["source_filename"]).classes("font-semibold grow").mark("job-filename")
-                    ui.label(f"{status}, {stage}" if view["status"] == "running" and stage else status) \
+                    ui.label(status_text(view["status"], view["stage"])) \
                         .mark(f"job-status status-{view['status']}")
-                with ui.row().classes("w-full items-center gap-2"):
+                    ui.link("Review and edit", f"/jobs/{view['id']}").mark("open-job")
+                with ui.row().classes("w-full items-center gap-2 no-wrap"):
                     ui.linear_progress(view["progress"], show_value=False).classes("grow").mark("job-progress")
                     ui.label(percent(view["progress"])).classes("text-sm w-12 text-right")
                 if view["error"] and view["error"]["code"] != "language_failed":
@@ -298,7 +262,7 @@ class JobCard:
                     with ui.row().classes("gap-2"):
                         _downloads(view["id"], view["source_filename"], None, artifacts)
         for row in self.rows:
-            row.update(view, storage_path)
+            row.update(view)
 
 
 def _needs_artifacts(view: dict[str, Any]) -> bool:
@@ -348,7 +312,7 @@ class JobBoard:
                     card = self.cards[view["id"]] = JobCard(view)
                 card.card.move(self.container, target_index=index)
             if card.view != _basic(view):
-                card.update(view, self.svc.storage.local_path)
+                card.update(view)
         self.empty.set_visibility(not views)
 
 
@@ -356,6 +320,7 @@ class JobBoard:
 
 def register() -> None:
     """Declare the pages and the download route (again, each time the app is built)."""
+    job_page.register()
 
     @ui.page("/")
     async def home() -> None:

@@ -1,17 +1,25 @@
-"""The home page through NiceGUI's simulated user: the form, a real dub of JFK into Spanish through the
-in-process queue consumer, refused files, and the download route."""
+"""The pages through NiceGUI's simulated user. The home page: the form, a real dub of JFK into Spanish
+through the in-process queue consumer, refused files, and the download route. The job page: a finished
+job's progress, waveform, lines, loudness, downloads and line clips; an edited line regenerated."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import soundfile as sf
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
 from tests.conftest import JFK
+from tests.fakes.deepgram_server import FakeDeepgram
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.jobs import Done, dub
 
 JOB_SECONDS = 90  # the dub itself takes ~10-20 s; generous for a loaded CI machine
 
@@ -114,3 +122,168 @@ async def test_a_failed_language_shows_its_error_in_plain_words(fake_openai: Fak
     error = user.find(marker="lang-error").elements.pop()
     assert isinstance(error, ui.label) and error.text and "Traceback" not in error.text
     await user.should_not_see(kind=ui.audio)
+
+
+# --- the job page ------------------------------------------------------------------------------------
+
+async def finished_job() -> Done:
+    """JFK dubbed into Spanish with the fake engines, in process (not through the page)."""
+    done = await asyncio.to_thread(dub, JFK)
+    assert done.job.status == "done"
+    return done
+
+
+def spanish_lines(done: Done) -> list[dict[str, Any]]:
+    return list(json.loads((done.workdir / "manifest.json").read_text())["languages"]["es"]["segments"])
+
+
+def only(user: User, marker: str) -> Any:
+    elements = user.find(marker=marker).elements
+    assert len(elements) == 1, (marker, elements)
+    return next(iter(elements))
+
+
+async def test_the_job_page_shows_a_finished_job(fake_deepgram: FakeDeepgram, fake_openai: FakeOpenAI,
+                                                 user: User) -> None:
+    done = await finished_job()
+    lines = spanish_lines(done)
+    await user.open("/")
+    link = only(user, "open-job")
+    assert isinstance(link, ui.link) and link.props["href"] == f"/jobs/{done.job.id}"
+    await user.open(f"/jobs/{done.job.id}")
+    await user.should_see("jfk-11s.flac")
+    await user.should_see(marker="status-done")
+    for stage in ("ingest", "transcribe", "translate", "synthesize", "fit", "mix", "captions", "deliver"):
+        assert "stage-done" in only(user, f"stage-es-{stage}")._markers
+
+    await user.should_see(marker="waveform", retries=50)
+    chart = only(user, "waveform")
+    assert isinstance(chart, ui.echart)
+    areas = chart.options["series"][2]["markArea"]["data"]
+    assert [(a[0]["xAxis"], a[1]["xAxis"]) for a in areas] == [(s["source_start"], s["source_end"]) for s in lines]
+    assert len(chart.options["series"][0]["data"]) > 100
+
+    for n, segment in enumerate(lines):
+        await user.should_see(marker=f"line-es-{n}")
+        assert only(user, f"translation-es-{n}").value == segment["translation"]
+        await user.should_see(segment["text"])
+        badge = only(user, f"fit-es-{n}")
+        assert badge.text in ("fits", "silent") or badge.text.startswith(("sped up ×", "overflow "))
+    loudness = only(user, "loudness-es")
+    expected = json.loads((done.workdir / "manifest.json").read_text())["languages"]["es"]["loudness"]
+    assert f"{expected['integrated_lufs']:.1f} LUFS" in loudness.text and "dBTP" in loudness.text
+
+    for marker, start in {"download-es-wav": b"RIFF", "download-es-vtt": b"WEBVTT", "download-manifest": b"{"}.items():
+        user.find(marker=marker).click()
+        response = await user.download.next(timeout=5)
+        assert response.status_code == 200 and response.content.startswith(start), marker
+
+    # A click on a line's region plays that line of the original
+    user.find(marker="waveform").trigger("componentClick", {"componentType": "markArea", "name": "2"})
+    await user.should_see("Playing the original of line 2")
+    start = f"{lines[1]['source_start'] - 0.05:.3f}"
+    assert only(user, "line-player").source.startswith(f"/clip/{done.job.id}/source?start={start}&")
+
+    # A/B of one line: the original and the dub, each a short WAV cut around the line
+    for marker, track in (("play-original-es-0", "source"), ("play-dub-es-0", "es")):
+        user.find(marker=marker).click()
+        player = only(user, "line-player")
+        assert player.source.startswith(f"/clip/{done.job.id}/{track}?start=")
+        response = await user.http_client.get(player.source)
+        assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+        data, rate = sf.read(io.BytesIO(response.content))
+        seconds = lines[0]["source_end"] - lines[0]["source_start"]
+        assert seconds <= len(data) / rate <= seconds + 2 and np.abs(data).max() > 0.01, marker
+
+
+async def test_an_unknown_job_page_says_so(user: User) -> None:
+    await user.open("/jobs/0123456789abcdef")
+    await user.should_see("There is no such job. It may have been deleted.")
+    response = await user.http_client.get("/clip/0123456789abcdef/source?start=0&end=1")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+async def test_edit_a_line_and_regenerate_it(fake_deepgram: FakeDeepgram, fake_openai: FakeOpenAI,
+                                             user: User) -> None:
+    done = await finished_job()
+    before = spanish_lines(done)
+    await user.open(f"/jobs/{done.job.id}")
+    await user.should_see(marker="line-es-3")
+    old_dub = only(user, "play-dub-es-3")
+    user.find(marker="play-dub-es-3").click()
+    old_clip = only(user, "line-player").source
+
+    user.find(marker="translation-es-3").clear()
+    user.find(marker="regenerate-es-3").click()
+    await user.should_see("Type a translation for line 4 first.")
+
+    spoken = fake_deepgram.calls["speak"]
+    user.find(marker="translation-es-3").type("Una línea nueva.")
+    user.find(marker="regenerate-es-3").click()
+    await user.should_see("Regenerating line 4 in Spanish…", retries=20)
+    await user.should_see(marker="regenerating-es-3", retries=20)
+    await user.should_see("Edited by hand", retries=JOB_SECONDS * 10)  # shown once the line is made again
+    await user.should_see(marker="status-done")
+
+    after = spanish_lines(done)
+    assert after[3]["translation"] == "Una línea nueva."
+    assert [s for i, s in enumerate(after) if i != 3] == [s for i, s in enumerate(before) if i != 3]
+    assert fake_deepgram.calls["speak"] - spoken == 1  # only the edited line was spoken again
+    assert only(user, "translation-es-3").value == after[3]["translation"]
+    new_dub = only(user, "play-dub-es-3")
+    assert new_dub is not old_dub
+    user.find(marker="play-dub-es-3").click()
+    assert only(user, "line-player").source != old_clip  # the new audio, not a cached old clip
+
+
+async def test_a_failed_language_is_told_and_tried_again_from_its_page(fake_deepgram: FakeDeepgram,
+                                                                       fake_openai: FakeOpenAI, user: User) -> None:
+    fake_openai.fail_next.extend([401] * 10)  # the translator refuses the key
+    done = await asyncio.to_thread(dub, JFK)
+    assert done.job.status == "failed"
+    await user.open(f"/jobs/{done.job.id}")
+    await user.should_see(marker="status-failed")
+    error = only(user, "error-es")
+    assert "OPENAI_API_KEY" in error.text and "Traceback" not in error.text
+    assert "stage-failed" in only(user, "stage-es-translate")._markers
+    assert "stage-done" in only(user, "stage-es-transcribe")._markers
+
+    fake_openai.fail_next.clear()  # the key is fixed
+    user.find(marker="retry-es").click()
+    await user.should_see("Trying Spanish again…", retries=20)
+    await user.should_see(marker="audio-es", retries=JOB_SECONDS * 10)
+    await user.should_see(marker="status-done", retries=50)
+    await user.should_not_see(marker="error-es")
+
+
+def test_the_waveform_and_clips_are_read_in_blocks(tmp_path: Path, monkeypatch: Any) -> None:
+    from dubstudio.ui import sound
+
+    rate = 8000
+    signal = np.zeros((3 * rate, 2), dtype=np.float32)
+    signal[rate:rate + rate // 2] = 0.5  # a burst from 1.0 s to 1.5 s, on both channels
+    path = tmp_path / "burst.wav"
+    sf.write(path, signal, rate)
+    monkeypatch.setattr(sound, "BLOCK", 50)  # several reads a bucket, as for a long file
+    env = sound.envelope(path, points=60)
+    assert env.duration == 3.0 and 0 < len(env.times) <= 60 and env.times == sorted(env.times)
+    loud = [t for t, p in zip(env.times, env.peaks, strict=True) if p > 0.4]
+    assert loud and 0.9 <= loud[0] <= 1.0 and 1.4 <= loud[-1] < 1.5
+    data, clip_rate = sf.read(io.BytesIO(sound.clip(path, 1.0, 1.5)))
+    assert clip_rate == rate and data.shape == (rate // 2, 2) and np.allclose(np.abs(data), 0.5, atol=1e-3)
+    assert len(sf.read(io.BytesIO(sound.clip(path, 2.5, 9.0)))[0]) == rate // 2  # cut at the end
+
+
+def test_stages_and_fit_in_words() -> None:
+    from dubstudio.ui.job_page import fit_summary, stage_states
+
+    running = stage_states({"status": "running", "stage": "synthesize"})
+    assert [state for _, state in running] == ["done"] * 3 + ["current"] + ["pending"] * 4
+    assert {state for _, state in stage_states({"status": "done", "stage": "deliver"})} == {"done"}
+    assert stage_states({"status": "awaiting_translation", "stage": "translate"})[2] == ("translate", "waiting")
+    assert {state for _, state in stage_states({"status": "queued", "stage": "deliver"})} == {"pending"}
+    row = {"dub_start": 1.0, "dub_end": 2.0, "stretch": 1.0, "rate": 1.0, "overflow": 0.0}
+    assert fit_summary(row)[:2] == ("fits", "positive")
+    assert fit_summary({**row, "stretch": 1.1, "rate": 1.1})[:2] == ("sped up ×1.21", "warning")
+    assert fit_summary({**row, "overflow": 0.4})[:2] == ("overflow 0.40 s", "negative")
+    assert fit_summary({})[0] == "not made yet"
