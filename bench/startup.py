@@ -43,7 +43,8 @@ def folder_size(path: Path) -> int:
 
 def largest_parts(bundle: Path, count: int = 8) -> list[tuple[int, str]]:
     internal = bundle / "_internal"
-    parts = [(folder_size(p) if p.is_dir() else p.stat().st_size, p.name) for p in internal.iterdir()]
+    parts = [(folder_size(p) if p.is_dir() else p.stat().st_size, p.name) for p in internal.iterdir()
+             if not p.is_symlink()]
     return sorted(parts, reverse=True)[:count]
 
 

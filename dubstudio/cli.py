@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv and getattr(sys, "frozen", False):  # the desktop app, double-clicked: the UI on a free local port
+        argv = ["serve", "--host", "127.0.0.1", "--port", str(_free_port())]
     if argv[:1] == ["_espeak-server"]:  # the offline voice's helper process, also when frozen
         from .vendors.offline.espeak import serve_forever
 
@@ -77,9 +79,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host, port = args.host or settings.host, args.port or settings.port
     build(settings, consumer=not args.no_worker)
+    print(f"dubstudio: serving on http://{host}:{port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     ui.run(host=host, port=port, title="dubstudio", reload=False, show=not args.headless and settings.open_browser,
            show_welcome_message=False, fastapi_docs=True, uvicorn_logging_level="warning")
     return 0
+
+
+def _free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 now (for the desktop app)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _worker(settings: Settings) -> int:

@@ -68,7 +68,7 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DUBSTUDIO_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
-        populate_by_name=True,
+        populate_by_name=True, env_ignore_empty=True,  # `DUBSTUDIO_API_TOKEN=` must not mean an empty token
     )
 
     data_dir: Path = Field(default_factory=default_data_dir,

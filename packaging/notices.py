@@ -20,7 +20,6 @@ import importlib.metadata as md
 import re
 import shutil
 import sys
-import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,11 @@ GPL components
 --------------
 This bundle contains two programs under the GNU General Public License, shipped as separate files:
 
-* ffmpeg ({ffmpeg}), the static build distributed by imageio-ffmpeg {imageio_ffmpeg_version}
-  (file _internal/imageio_ffmpeg/binaries/{ffmpeg}). It is a GPL build (it enables GPL-only parts such
-  as libx264), so it is covered by GPL-3.0-or-later. Its source code: https://ffmpeg.org/download.html
-  (the version is printed by `ffmpeg -version`); the build recipe: https://github.com/imageio/imageio-binaries.
-  dubstudio runs it as a separate program (a child process); it is not linked into dubstudio.
+* ffmpeg, the static build distributed by imageio-ffmpeg {imageio_ffmpeg_version}
+  (file _internal/imageio_ffmpeg/binaries/{ffmpeg}), {ffmpeg_version}.
+  It is configured with --enable-gpl --enable-version3, so it is covered by GPL-3.0-or-later (the full
+  configuration and its libraries are printed by `ffmpeg -version`). Its source code: https://ffmpeg.org
+  (git tag/commit in the version above). dubstudio runs it as a separate program (a child process).
 
 * espeak-ng {espeak_version}, the library and voice data distributed by espeakng-loader {espeak_loader_version}
   (files _internal/espeakng_loader/). espeak-ng is GPL-3.0-or-later. Its source code:
@@ -48,8 +47,9 @@ This bundle contains two programs under the GNU General Public License, shipped 
 
 dubstudio itself is GPL-3.0-or-later, so the bundle as a whole is distributed under GPL-3.0-or-later.
 Whoever distributes this bundle must also offer the complete corresponding source code of these GPL
-parts (and of dubstudio) under the GPL's terms: ship it alongside, or include a written offer valid for
-three years, or point to the same source at the same place for as long as the bundle is offered.
+parts (for ffmpeg, with the libraries built into it; and of dubstudio) under the GPL's terms: ship it
+alongside, or include a written offer valid for three years, or point to the same source at the same
+place for as long as the bundle is offered.
 
 LGPL components (soxr, libsndfile) are shared libraries in their own files under _internal/ and can
 be replaced by the user with compatible builds.
@@ -119,18 +119,18 @@ def bundled_distributions(names: Iterable[str]) -> list[md.Distribution]:
     return sorted(found.values(), key=lambda d: _norm(d.metadata["Name"]))
 
 
-def _analysis_names(analysis: Any) -> tuple[set[str], list[tuple[str, str]]]:
-    """Top-level names in the bundle, and the native libraries that come from outside site-packages."""
+def _analysis_names(analysis: Any) -> tuple[set[str], list[str]]:
+    """Top-level names in the bundle, and the shared libraries PyInstaller took from the Python
+    installation or the system (they sit at the top of _internal/; a wheel's own stay in its folders)."""
     names: set[str] = set()
     for dest, _src, _kind in analysis.pure:
         names.add(dest.split(".")[0])
-    outside: list[tuple[str, str]] = []
-    site = {str(Path(p).resolve()) for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])}
-    for dest, src, _kind in [*analysis.binaries, *analysis.datas]:
+    outside: list[str] = []
+    for dest, _src, kind in [*analysis.binaries, *analysis.datas]:
         parts = Path(dest).parts
         names.add(parts[0] if len(parts) > 1 else parts[0].split(".")[0])
-        if _kind == "BINARY" and src and not any(str(Path(src).resolve()).startswith(s) for s in site):
-            outside.append((dest, src))
+        if kind == "BINARY" and len(parts) == 1:
+            outside.append(dest)
     return names, sorted(outside)
 
 
@@ -141,6 +141,20 @@ def _ffmpeg_name() -> str:
         return Path(imageio_ffmpeg.get_ffmpeg_exe()).name
     except Exception:
         return "ffmpeg"
+
+
+def _ffmpeg_version() -> str:
+    try:
+        import subprocess
+
+        import imageio_ffmpeg
+
+        out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True,
+                             text=True, timeout=30).stdout
+        first = out.splitlines()[0]  # "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright ..."
+        return first.split(" Copyright")[0]
+    except Exception:
+        return "version not known"
 
 
 def _version(name: str) -> str:
@@ -160,7 +174,7 @@ def _espeak_version() -> str:
         return ""
 
 
-def render(dists: list[md.Distribution], outside: list[tuple[str, str]]) -> str:
+def render(dists: list[md.Distribution], outside: list[str]) -> str:
     py = sys.version.split()[0]
     lines = [
         "dubstudio: third-party notices",
@@ -184,11 +198,13 @@ def render(dists: list[md.Distribution], outside: list[tuple[str, str]]) -> str:
         lines += ["", "Native libraries from the Python installation or the operating system",
                   "----------------------------------------------------------------------",
                   "(Python's own extension modules and the libraries they link, e.g. OpenSSL: Apache-2.0,",
-                  "SQLite: public domain, zlib: Zlib, libffi: MIT, bzip2, xz/liblzma, libstdc++/libgcc: GPL-3.0",
-                  "with the GCC Runtime Library Exception.)", ""]
-        lines += [f"  {dest}" for dest, _src in outside]
+                  "SQLite: public domain, zlib: Zlib, libffi: MIT, bzip2: bzip2 licence, xz/liblzma: 0BSD,",
+                  "libuuid: BSD-3-Clause, libmvec (glibc): LGPL-2.1-or-later, libstdc++/libgcc/libgomp:",
+                  "GPL-3.0 with the GCC Runtime Library Exception.)", ""]
+        lines += [f"  {dest}" for dest in outside]
     espeak = _espeak_version()
-    lines += ["", GPL_NOTES.format(ffmpeg=_ffmpeg_name(), imageio_ffmpeg_version=_version("imageio-ffmpeg"),
+    lines += ["", GPL_NOTES.format(ffmpeg=_ffmpeg_name(), ffmpeg_version=_ffmpeg_version(),
+                                   imageio_ffmpeg_version=_version("imageio-ffmpeg"),
                                    espeak_version=espeak or "(version not known)",
                                    espeak_loader_version=_version("espeakng-loader"))]
     return "\n".join(lines) + "\n"

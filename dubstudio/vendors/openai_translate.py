@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -70,6 +71,7 @@ class OpenAITranslator:
         self.retries = retries
         self.model = model
         self.glossary, self.keep, self.concurrency = glossary or {}, keep or [], max(1, concurrency)
+        self._slots = threading.BoundedSemaphore(self.concurrency)  # per vendor: shared by every language
         # The glossary is part of the name: the cache must not serve a translation made without it.
         terms = json.dumps([sorted(self.glossary.items()), sorted(self.keep)], ensure_ascii=False)
         self.name = f"openai:{model}" + (f":{hashlib.sha256(terms.encode()).hexdigest()[:8]}" if terms != "[[], []]"
@@ -126,7 +128,8 @@ class OpenAITranslator:
                           hint="Try another model (DUBSTUDIO_OPENAI_MODEL) or enter the translations by hand.")
 
     def _ask(self, messages: list[Any]) -> str:
-        return call_with_retries(lambda: self._ask_once(messages), vendor="OpenAI", attempts=self.retries + 1)
+        with self._slots:
+            return call_with_retries(lambda: self._ask_once(messages), vendor="OpenAI", attempts=self.retries + 1)
 
     def _ask_once(self, messages: list[Any]) -> str:
         try:
