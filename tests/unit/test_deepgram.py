@@ -136,7 +136,6 @@ def test_the_audio_is_streamed_from_disk(stt: DeepgramSTT, fake: FakeDeepgram, t
     assert len(transcript.segments) >= 5
 
 
-@pytest.mark.skipif(not SPEECH.exists(), reason="shared media not present")
 def test_a_real_recording_gives_timed_lines(stt: DeepgramSTT, fake: FakeDeepgram) -> None:
     transcript = stt.transcribe(SPEECH, "auto")
     assert transcript.duration == pytest.approx(sf.info(str(SPEECH)).duration, abs=0.01)

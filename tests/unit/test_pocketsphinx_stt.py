@@ -40,8 +40,6 @@ class Run:
 
 @pytest.fixture(scope="module")
 def jfk(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    if not JFK.exists():
-        pytest.skip(f"{JFK} is missing")
     wav = to_wav(JFK, tmp_path_factory.mktemp("jfk") / "jfk.wav")
     progress: list[float] = []
     t0 = time.perf_counter()
