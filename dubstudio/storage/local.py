@@ -9,6 +9,9 @@ from pathlib import Path
 
 from ..errors import DataDirUnwritable
 from .base import safe_key
+from .signed import stream_to_file
+
+MAX_FILE_BYTES = 64 * 1024**3  # far past any real upload; the disk, not memory, is what it guards
 
 
 class LocalStorage:
@@ -34,24 +37,12 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self.local_path(key).exists()
 
-    async def write_stream(self, key: str, chunks: AsyncIterator[bytes] | Iterable[bytes]) -> int:
+    async def write_stream(self, key: str, chunks: AsyncIterator[bytes] | Iterable[bytes],
+                           max_bytes: int = MAX_FILE_BYTES) -> int:
         dst = self.local_path(key)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".part")
-        total = 0
-        try:
-            with tmp.open("wb") as f:
-                if isinstance(chunks, AsyncIterator):
-                    async for chunk in chunks:
-                        total += f.write(chunk)
-                else:
-                    for chunk in chunks:
-                        total += f.write(chunk)
-            tmp.replace(dst)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return total
+        # Emptiness is the media check's to report, with the file's own name.
+        return (await stream_to_file(chunks, dst, max_bytes, allow_empty=True)).bytes
 
     def delete_prefix(self, prefix: str) -> None:
         path = self.local_path(prefix)

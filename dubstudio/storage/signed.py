@@ -205,14 +205,12 @@ async def stream_to_file(chunks: AsyncIterator[bytes] | Iterable[bytes], dst: Pa
     everything), an empty upload (EmptyFile) unless allowed, and a content whose SHA-256 differs from
     `expected_sha256`; a refused or interrupted upload leaves nothing behind and an older `dst` as it
     was. The file is never held in memory: one chunk at a time."""
+    if not isinstance(chunks, AsyncIterator):
+        return write_chunks(chunks, dst, max_bytes, expected_sha256=expected_sha256, allow_empty=allow_empty)
     sink = _Sink(dst, max_bytes)
     try:
-        if isinstance(chunks, AsyncIterator):
-            async for chunk in chunks:
-                sink.take(bytes(chunk))
-        else:
-            for chunk in chunks:
-                sink.take(bytes(chunk))
+        async for chunk in chunks:
+            sink.take(bytes(chunk))
         return sink.finish(expected_sha256, allow_empty)
     except BaseException:
         sink.abort()

@@ -37,7 +37,7 @@ from deepgram.environment import DeepgramClientEnvironment
 from ..domain import Segment, Speech, Transcript, Word
 from ..errors import BadInput, ConfigError, PermanentVendorError, UnknownLanguage, VendorError
 from .base import Progress
-from .retry import call_with_retries, parse_retry_after
+from .retry import call_with_retries, parse_retry_after, transport_error
 
 VENDOR = "Deepgram"
 DEFAULT_BASE_URL = "https://api.deepgram.com"
@@ -143,11 +143,7 @@ def vendor_error(exc: ApiError | ParsingError | httpx.HTTPError, *, doing: str, 
                                hint="This is usually passing; it is retried.", details=details)
         return VendorError(f"Deepgram failed while {doing} ({status}): {message}",
                            retry_after=parse_retry_after(exc.headers), details=details)
-    if isinstance(exc, httpx.TimeoutException):
-        return VendorError(f"Deepgram did not answer within {timeout:g} s while {doing}.",
-                           hint="Raise DUBSTUDIO_VENDOR_TIMEOUT, or check the network connection.")
-    return VendorError(f"Deepgram could not be reached or dropped the connection while {doing} "
-                       f"({type(exc).__name__}: {exc}).", hint=URL_HINT)
+    return transport_error(VENDOR, exc, doing, timeout, URL_HINT)
 
 
 # --------------------------------------------------------------------------------------------------

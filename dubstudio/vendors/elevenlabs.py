@@ -27,7 +27,7 @@ import numpy as np
 
 from ..domain import Speech
 from ..errors import ConfigError, PermanentVendorError, UnknownLanguage, VendorError
-from .retry import call_with_retries, parse_retry_after
+from .retry import call_with_retries, parse_retry_after, transport_error
 
 VENDOR = "ElevenLabs"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
@@ -119,14 +119,6 @@ def status_error(response: httpx.Response, doing: str) -> VendorError:
                        retry_after=parse_retry_after(response.headers), details=details)
 
 
-def transport_error(exc: httpx.HTTPError, doing: str, timeout: float) -> VendorError:
-    if isinstance(exc, httpx.TimeoutException):
-        return VendorError(f"ElevenLabs did not answer within {timeout:g} s while {doing}.",
-                           hint="Raise DUBSTUDIO_VENDOR_TIMEOUT, or check the network connection.")
-    return VendorError(f"ElevenLabs could not be reached or dropped the connection while {doing} "
-                       f"({type(exc).__name__}: {exc}).", hint=URL_HINT)
-
-
 class ElevenLabsTTS:
     """TextToSpeech with ElevenLabs. Thread-safe; at most `concurrency` calls are in flight at once."""
 
@@ -180,7 +172,7 @@ class ElevenLabsTTS:
                     r = self._http.post(f"/v1/text-to-speech/{quote(voice_id, safe='')}",
                                         params={"output_format": OUTPUT_FORMAT}, json=body)
                 except httpx.HTTPError as exc:
-                    raise transport_error(exc, doing, self.timeout) from exc
+                    raise transport_error(VENDOR, exc, doing, self.timeout, URL_HINT) from exc
             if r.status_code >= 300:
                 raise status_error(r, doing)
             content_type = r.headers.get("content-type", "")
@@ -199,7 +191,7 @@ class ElevenLabsTTS:
             try:
                 r = self._http.get(path)
             except httpx.HTTPError as exc:
-                raise transport_error(exc, doing, self.timeout) from exc
+                raise transport_error(VENDOR, exc, doing, self.timeout, URL_HINT) from exc
             if r.status_code >= 300:
                 raise status_error(r, doing)
             try:

@@ -97,3 +97,14 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def transport_error(vendor: str, exc: Exception, doing: str, timeout: float, url_hint: str) -> VendorError:
+    """Our error for a call that timed out or whose connection failed (both retried)."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return VendorError(f"{vendor} did not answer within {timeout:g} s while {doing}.",
+                           hint="Raise DUBSTUDIO_VENDOR_TIMEOUT, or check the network connection.")
+    return VendorError(f"{vendor} could not be reached or dropped the connection while {doing} "
+                       f"({type(exc).__name__}: {exc}).", hint=url_hint)
