@@ -141,6 +141,28 @@ class Settings(BaseSettings):
     stale_after: float = Field(60.0, gt=0, description="Seconds without a heartbeat after which a running job "
                                "counts as lost (its worker died) and is queued again.")
     requeue_every: float = Field(30.0, gt=0, description="Seconds between checks for lost jobs in a consumer.")
+    auth: Literal["local", "supabase"] = Field(
+        "local", description="Who may call the API: `local` (the local API token) or `supabase` (Supabase user "
+        "JWTs, verified locally; needs DUBSTUDIO_SUPABASE_URL and the JWT secret or the project's JWKS).")
+    storage: Literal["local", "supabase"] = Field(
+        "local", description="Where uploads and deliverables live: `local` (the data folder; signed URLs served by "
+        "the app) or `supabase` (a Supabase Storage bucket; needs DUBSTUDIO_SUPABASE_URL and _KEY).")
+    supabase_url: str = Field("", description="Supabase project URL, e.g. `https://abc.supabase.co`.")
+    supabase_key: SecretStr | None = Field(None, description="Supabase service-role key, for storage (server side "
+                                           "only; never give it to a browser).")
+    supabase_jwt_secret: SecretStr | None = Field(None, description="The project's JWT secret, to verify HS256 user "
+                                                  "tokens; empty: ES256/RS256 tokens through the project's JWKS.")
+    supabase_jwks_url: str = Field("", description="JWKS URL; empty: `<supabase_url>/auth/v1/.well-known/jwks.json`.")
+    supabase_bucket: str = Field("dubstudio", description="Storage bucket for uploads and deliverables.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a "
+                                    'browser (the web frontend's), as JSON, e.g. `["https://app.example.com"]`; '
+                                    "none by default.")
+    max_upload_bytes: int = Field(8 * 1024**3, gt=0, description="Largest file accepted, in bytes.")
+    upload_url_ttl: int = Field(3600, gt=0, le=7 * 86400, description="Seconds an upload URL stays valid.")
+    download_url_ttl: int = Field(900, gt=0, le=86400, description="Seconds a (single-use) download URL stays valid.")
+    url_signing_secret: SecretStr | None = Field(None, description="Secret of the app's signed URLs (32+ bytes); "
+                                                 "empty: one is made on first start and kept in the data folder. "
+                                                 "Every server of a scale-out set needs the same.")
     open_browser: bool = Field(True, description="Open the UI in the browser when `serve` starts (not headless).")
 
     @classmethod
