@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     supabase_jwks_url: str = Field("", description="JWKS URL; empty: `<supabase_url>/auth/v1/.well-known/jwks.json`.")
     supabase_bucket: str = Field("dubstudio", description="Storage bucket for uploads and deliverables.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a "
-                                    'browser (the web frontend's), as JSON, e.g. `["https://app.example.com"]`; '
+                                    'browser (the web frontend\'s), as JSON, e.g. `["https://app.example.com"]`; '
                                     "none by default.")
     max_upload_bytes: int = Field(8 * 1024**3, gt=0, description="Largest file accepted, in bytes.")
     upload_url_ttl: int = Field(3600, gt=0, le=7 * 86400, description="Seconds an upload URL stays valid.")
