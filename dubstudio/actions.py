@@ -7,23 +7,27 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from . import languages
+from . import languages, transfers
 from .config import Settings
-from .db.models import Job, JobEvent, LanguageTask
+from .db.models import Job, JobEvent, LanguageTask, Upload, utcnow
 from .domain import Transcript
-from .errors import BadInput, NotFound
+from .errors import BadInput, Conflict, NotFound
 from .pipeline import costs, ingest
 from .pipeline.audio import sha256_file
 from .pipeline.run import EDITS, SOURCE_EDITS
 from .storage.local import LocalStorage
 from .vendors import registry
+
+if TYPE_CHECKING:
+    from .services import Services
 
 
 def _suffix(filename: str) -> str:
@@ -85,9 +89,45 @@ async def create_job(settings: Settings, session: AsyncSession, storage: LocalSt
     return job
 
 
-async def list_jobs(session: AsyncSession, user_id: str, limit: int = 50, offset: int = 0) -> list[Job]:
-    q = (select(Job).where(Job.user_id == user_id, Job.status != "deleted").options(selectinload(Job.languages))
-         .order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
+async def create_job_from_uploads(svc: Services, session: AsyncSession, user_id: str, uploads: dict[str, str],
+                                  source_language: str = "en", targets: str | list[str] = "es",
+                                  options: dict[str, Any] | None = None) -> Job:
+    """A job from files sent to upload URLs (`uploads`: ids by kind: a `source`, or a `voice` with an
+    optional `background` for stems). Each is checked before the job is recorded: the caller's, sent,
+    unchanged since (sha256), media by its content, within the duration limit."""
+    src, dst = check_job_request(svc.settings, source_language, targets, options)
+    extra = sorted(set(uploads) - {"source", "voice", "background"})
+    if extra or ("source" in uploads) == ("voice" in uploads) or ("background" in uploads and "voice" not in uploads):
+        raise BadInput("A job needs one `source` upload, or a `voice` upload with an optional `background`.",
+                       hint='E.g. {"uploads": {"voice": "<id>", "background": "<id>"}}.')
+    main = await transfers.checked_upload(svc, session, user_id, uploads.get("source") or uploads["voice"],
+                                          ("source", "voice"))
+    bg = (await transfers.checked_upload(svc, session, user_id, uploads["background"], ("background",))
+          if "background" in uploads else None)
+    digest, duration = await transfers.verify_upload(svc, main)
+    if bg is not None:
+        await transfers.verify_upload(svc, bg)
+    job = Job(id=uuid.uuid4().hex, user_id=user_id, status="queued", source_language=src,
+              source_filename=main.filename, source_path=main.path, background_path=bg.path if bg else None,
+              source_sha256=digest, duration=duration, options={**(options or {}), "uploads": uploads},
+              progress=0.0, languages=[LanguageTask(language=lang, status="queued", progress=0.0) for lang in dst])
+    for upload in (main, bg):
+        if upload is not None:
+            upload.status = "consumed"
+    session.add(job)
+    session.add(JobEvent(job_id=job.id, kind="created", message=f"dub {main.filename} into {', '.join(dst)}"))
+    await session.commit()
+    return job
+
+
+async def list_jobs(session: AsyncSession, user_id: str, limit: int = 50, offset: int = 0, *,
+                    status: str | None = None, created_since: datetime | None = None) -> list[Job]:
+    """The user's jobs, newest first; deleted ones only when asked for by `status`."""
+    q = select(Job).where(Job.user_id == user_id, Job.status == status if status else Job.status != "deleted")
+    if created_since is not None:
+        q = q.where(Job.created_at >= (created_since if created_since.tzinfo else created_since.replace(tzinfo=UTC)))
+    q = (q.options(selectinload(Job.languages)).order_by(Job.created_at.desc(), Job.id.desc())
+         .limit(limit).offset(offset))
     return list((await session.execute(q)).scalars().all())
 
 
@@ -188,7 +228,7 @@ async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, jo
                        details={"unknown": unknown})
     job = await get_job(session, user_id, job_id)
     if job.status in ("running", "deleted", "cancelled"):
-        raise BadInput(f"The job is {job.status}.", hint="Edit lines once it has stopped running.")
+        raise Conflict(f"The job is {job.status}.", hint="Edit lines once it has stopped running.")
     wd = _workdir(settings, job)
     for path, changes in ((wd / language / EDITS, translations), (wd / SOURCE_EDITS, texts)):
         if changes:
@@ -204,12 +244,12 @@ async def retry(session: AsyncSession, user_id: str, job_id: str, language: str 
     """Run a failed job again, or only one of its languages; what was done is reused, nothing paid twice."""
     job = await get_job(session, user_id, job_id)
     if job.status in ("running", "deleted", "cancelled", "queued"):
-        raise BadInput(f"The job is {job.status}.", hint="Retry a job that has stopped.")
+        raise Conflict(f"The job is {job.status}.", hint="Retry a job that has stopped.")
     if language is not None:
         _task(job, language)
     targets = [language] if language else [t.language for t in job.languages if t.status != "done"]
     if not targets:
-        raise BadInput("Every language of this job is done.", hint="Edit a line to make a language again.")
+        raise Conflict("Every language of this job is done.", hint="Edit a line to make a language again.")
     return await _requeue_languages(session, job, targets, f"retry {', '.join(targets)}")
 
 
@@ -221,3 +261,45 @@ async def _requeue_languages(session: AsyncSession, job: Job, languages: list[st
     session.add(JobEvent(job_id=job.id, kind="requeued", message=why))
     await session.commit()
     return job
+
+
+async def cancel(session: AsyncSession, user_id: str, job_id: str) -> Job:
+    """Stop a queued, running or waiting job: a running one stops at its next step (its worker checks
+    every second); what it made stays, and `retry` goes on from there."""
+    job = await get_job(session, user_id, job_id)
+    if job.status in ("done", "failed", "cancelled", "deleted"):
+        raise Conflict(f"The job is {job.status}.", hint="Only a queued, running or waiting job can be cancelled.")
+    job.status, job.finished_at = "cancelled", utcnow()
+    for t in job.languages:
+        if t.status != "done":
+            t.status = "cancelled"
+    session.add(JobEvent(job_id=job.id, kind="cancelled", message="cancelled"))
+    await session.commit()
+    return job
+
+
+async def delete(svc: Services, session: AsyncSession, user_id: str, job_id: str) -> Job:
+    """Delete now: the job's files (inputs, work, deliverables) and its uploads are removed from storage;
+    the record stays, marked deleted, without artifacts. A running job stops at its next step, and its
+    worker removes anything it wrote after this."""
+    job = await get_job(session, user_id, job_id)
+    if job.status != "deleted":
+        job.status, job.finished_at = "deleted", utcnow()
+        upload_ids = list(dict(job.options.get("uploads", {})).values())
+        for upload in (await session.execute(select(Upload).where(Upload.id.in_(upload_ids),
+                                                                  Upload.user_id == user_id))).scalars():
+            upload.status = "deleted"
+        job.artifacts.clear()
+        session.add(JobEvent(job_id=job.id, kind="deleted", message="deleted with its files"))
+        await session.commit()
+        await asyncio.to_thread(remove_files, svc, job.id, upload_ids)
+    return await get_job(session, user_id, job_id)
+
+
+def remove_files(svc: Services, job_id: str, upload_ids: list[str]) -> None:
+    """Every stored file of a job and of its uploads, locally and in the remote store."""
+    prefixes = [f"jobs/{job_id}", *(f"uploads/{u}" for u in upload_ids)]
+    for prefix in prefixes:
+        svc.storage.delete_prefix(prefix)
+        if svc.remote is not None:
+            svc.remote.delete_prefix(prefix)

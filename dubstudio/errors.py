@@ -5,7 +5,8 @@
     │   ├── NotMedia                 no audio stream could be decoded
     │   ├── EmptyFile                zero bytes
     │   ├── UnknownLanguage          a code we do not know
-    │   └── NoSpeech                 nothing to dub was found
+    │   ├── NoSpeech                 nothing to dub was found
+    │   └── Conflict (409)           not now: the job's state does not allow it
     ├── ConfigError (400)            a setting is missing or wrong
     │   └── TranslatorNotConfigured
     ├── StorageError (500/507)       the data folder cannot be used
@@ -13,6 +14,7 @@
     ├── AwaitingTranslation (409)    a language waits for lines translated by hand
     ├── AuthError (401)              no or a wrong token
     ├── NotFound (404)               it does not exist (or is not yours)
+    ├── JobStopped                   the job was cancelled or deleted while it ran
     └── VendorError (502)            an engine failed; carries retry_after
         └── PermanentVendorError     retrying cannot help (401, 403, 400, quota)
 
@@ -65,6 +67,11 @@ class NoSpeech(BadInput):
     code = "no_speech"
 
 
+class Conflict(BadInput):
+    code = "conflict"
+    status = 409
+
+
 class ConfigError(DubError):
     code = "config_error"
     status = 400
@@ -97,6 +104,11 @@ class AuthError(DubError):
 class NotFound(DubError):
     code = "not_found"
     status = 404
+
+
+class JobStopped(DubError):
+    code = "stopped"
+    status = 409
 
 
 class VendorError(DubError):

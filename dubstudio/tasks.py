@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 
 from .config import Settings
 from .db.models import Artifact, Job, JobEvent, LanguageTask, Segment, utcnow
-from .errors import AwaitingTranslation, DubError, PermanentVendorError, VendorError
+from .errors import AwaitingTranslation, DubError, JobStopped, PermanentVendorError, VendorError
 from .pipeline import run as pipeline
 from .runtime import Database
 from .storage.local import LocalStorage
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_DEFERRALS = 3  # times a job waits for a vendor's Retry-After before it fails
 HEARTBEAT_SECONDS = 1.0  # progress within a stage is written at most this often
+STOP_CHECK_SECONDS = 1.0  # how soon a running job notices it was cancelled or deleted
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -178,12 +179,15 @@ class DbReporter:
         self.failed: set[str] = set()
         self.waiting: set[str] = set()
         self.come_back = 0.0  # seconds a vendor asked us to wait before trying again (0: none asked)
+        self.stopped = threading.Event()  # the job was cancelled or deleted: stop at the next step
         self.lock = threading.Lock()
 
     def _call(self, coro: Any) -> None:
         asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stage(self, language: str | None, stage: str, fraction: float) -> None:
+        if self.stopped.is_set():
+            raise JobStopped("The job was cancelled or deleted.")
         with self.lock:  # languages, and lines within one, report from several threads
             new_stage = self.last.get(language) != stage
             if not new_stage and time.monotonic() - self.last_write < HEARTBEAT_SECONDS and fraction < 1.0:
@@ -196,7 +200,8 @@ class DbReporter:
         langs = [language] if language else [x for x in self.languages if x not in self.failed]
         async with self.db.session() as s, s.begin():
             await s.execute(update(LanguageTask).where(LanguageTask.job_id == self.job_id,
-                                                       LanguageTask.language.in_(langs))
+                                                       LanguageTask.language.in_(langs),
+                                                       LanguageTask.status != "cancelled")
                             .values(stage=stage, progress=progress, status="running"))
             tasks = (await s.execute(select(LanguageTask.progress).where(
                 LanguageTask.job_id == self.job_id))).scalars().all()
@@ -250,6 +255,8 @@ class DbReporter:
             s.add(JobEvent(job_id=self.job_id, language=language, kind="language_done", message=f"{language} done"))
 
     def language_failed(self, language: str, error: DubError) -> None:
+        if self.stopped.is_set():
+            return  # cancelled, not failed: the record already says so
         waiting = error.code == AwaitingTranslation.code  # not a failure: it goes on once lines are typed
         (self.waiting if waiting else self.failed).add(language)
         if _come_back_later(error):
@@ -289,10 +296,12 @@ async def execute(queue: Queue, job_id: str) -> None:
                 prices=settings.prices)
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None
-        beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4)))
+        beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4), reporter.stopped))
         try:
             engines = await in_daemon_thread(queue.engines, options)
             data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
+            if reporter.stopped.is_set():
+                raise JobStopped("The job was cancelled or deleted.")
             if reporter.failed:
                 status, code = "failed", "language_failed"
                 message = f"Failed for {', '.join(sorted(reporter.failed))}; see each language's error."
@@ -324,7 +333,7 @@ async def execute(queue: Queue, job_id: str) -> None:
         if status == "failed" and reporter.come_back and deferrals < MAX_DEFERRALS:
             # A vendor asked us to come back later than a thread should sleep: the queue waits instead.
             async with db.session() as s, s.begin():
-                await s.execute(update(Job).where(Job.id == job_id).values(
+                await s.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(
                     status="queued", options={**options, "deferrals": deferrals + 1}))
                 await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
                                                            LanguageTask.status == "failed")
@@ -334,9 +343,13 @@ async def execute(queue: Queue, job_id: str) -> None:
             queue.run_job.schedule((job_id,), delay=reporter.come_back)
             return
         async with db.session() as s, s.begin():
-            await s.execute(update(Job).where(Job.id == job_id).values(
+            ended = await s.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(
                 status=status, error_code=code, error_message=message, finished_at=utcnow(),
                 progress=1.0 if status == "done" else Job.progress))
+            if not ended.rowcount:  # type: ignore[attr-defined]  # cancelled or deleted while it ran
+                if (await s.execute(select(Job.status).where(Job.id == job_id))).scalar() == "deleted":
+                    LocalStorage(settings.storage_dir).delete_prefix(f"jobs/{job_id}")  # what it wrote since
+                return
             if status == "failed" and code not in ("language_failed", "awaiting_translation"):
                 await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
                                                            LanguageTask.status != "done")
@@ -351,12 +364,20 @@ def _come_back_later(err: DubError) -> bool:
     return isinstance(err, VendorError) and not isinstance(err, PermanentVendorError) and bool(err.retry_after)
 
 
-async def _heartbeat(db: Database, job_id: str, every: float) -> None:
-    """While a job runs, say so, also through stages that report no progress."""
+async def _heartbeat(db: Database, job_id: str, every: float, stopped: threading.Event) -> None:
+    """While a job runs, say so, also through stages that report no progress; and every second, look
+    whether it was cancelled or deleted meanwhile (then `stopped` is set)."""
+    last = time.monotonic()
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(STOP_CHECK_SECONDS)
         async with db.session() as s, s.begin():
-            await s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+            status = (await s.execute(select(Job.status).where(Job.id == job_id))).scalar_one_or_none()
+            if status != "running":
+                stopped.set()
+                return
+            if time.monotonic() - last >= every:
+                await s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+                last = time.monotonic()
 
 
 async def requeue(queue: Queue, db: Database, job_ids: set[str] | None = None) -> list[str]:

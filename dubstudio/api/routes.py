@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile as StarletteUpload
 
-from .. import __version__, actions, languages
-from ..errors import NotFound
+from .. import __version__, actions, languages, transfers
+from ..db.models import Job
+from ..errors import BadInput, NotFound
+from ..services import Services
+from . import files
 from .deps import CurrentUser, ServicesDep, SessionDep
-from .schemas import EditLines, ErrorBody, Estimate, EventList, Health, JobList, JobOut, RetryRequest, SegmentList
+from .schemas import (
+    DownloadOut,
+    DownloadRequest,
+    EditLines,
+    ErrorBody,
+    Estimate,
+    EventList,
+    Health,
+    JobFromUploads,
+    JobList,
+    JobOut,
+    JobStatus,
+    RetryRequest,
+    SegmentList,
+    UploadsOut,
+    UploadsRequest,
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 422, 500, 507)}
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422, 500, 502, 507)}
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -23,28 +47,65 @@ async def health() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+async def _chunks(upload: StarletteUpload) -> AsyncIterator[bytes]:
     while chunk := await upload.read(1 << 20):
         yield chunk
 
 
-@router.post("/jobs", response_model=JobOut, status_code=201, tags=["jobs"])
-async def create_job(user: CurrentUser, svc: ServicesDep, session: SessionDep,
-                     file: Annotated[UploadFile, File(description="The audio or video to dub.")],
-                     target_languages: Annotated[str, Form(description="Comma-separated codes, e.g. `es,fr`.")],
-                     source_language: Annotated[str, Form()] = "en",
-                     background: Annotated[UploadFile | None, File(description="A background track: `file` is "
-                                                                   "then the voice track (stems).")] = None,
-                     stt: Annotated[str | None, Form(description="Speech-to-text engine for this job.")] = None,
-                     translator: Annotated[str | None, Form(description="Translator for this job.")] = None,
-                     tts: Annotated[str | None, Form(description="Voice engine for this job.")] = None,
-                     ) -> dict[str, Any]:
-    options = {k: v for k, v in {"stt": stt, "translator": translator, "tts": tts}.items() if v}
-    bg = (background.filename or "background", _chunks(background)) if background is not None else None
-    job = await actions.create_job(svc.settings, session, svc.storage, user, file.filename or "upload",
-                                   _chunks(file), source_language, target_languages, options, background=bg)
+JOB_FORM = {"type": "object", "required": ["file", "target_languages"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "The audio or video to dub."},
+    "background": {"type": "string", "format": "binary",
+                   "description": "A background track: `file` is then the voice track (stems)."},
+    "target_languages": {"type": "string", "description": "Comma-separated codes, e.g. `es,fr`."},
+    "source_language": {"type": "string", "default": "en"},
+    "stt": {"type": "string"}, "translator": {"type": "string"}, "tts": {"type": "string"}}}
+
+
+@router.post("/jobs", response_model=JobOut, status_code=201, tags=["jobs"], openapi_extra={"requestBody": {
+    "required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/JobFromUploads"}},
+        "multipart/form-data": {"schema": JOB_FORM}}}})
+async def create_job(request: Request, user: CurrentUser, svc: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    """A job from uploads (JSON: the direct-upload flow, for large files and the web frontend), or with
+    the file in this request (multipart: the desktop and scripts). Validated, then queued."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        job = await _job_from_form(request, user, svc, session)
+    else:
+        try:
+            body = JobFromUploads.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+        options = {k: v for k, v in {"stt": body.stt, "translator": body.translator, "tts": body.tts}.items() if v}
+        uploads = {str(kind): upload_id for kind, upload_id in body.uploads.items()}
+        job = await actions.create_job_from_uploads(svc, session, user, uploads, body.source_language,
+                                                    body.target_languages, options)
     svc.queue.enqueue(job.id)
     return actions.job_view(await actions.get_job(session, user, job.id), detail=True)
+
+
+async def _job_from_form(request: Request, user: str, svc: Services, session: AsyncSession) -> Job:
+    form = await request.form(max_files=2, max_fields=10)
+    file, background = form.get("file"), form.get("background")
+    if not isinstance(file, StarletteUpload):
+        raise BadInput("No file in the request.", hint="Send the media as the multipart field `file`.")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not fields.get("target_languages"):
+        raise BadInput("No target languages.", hint="Send `target_languages`, e.g. `es,fr`.")
+    options = {k: fields[k] for k in ("stt", "translator", "tts") if fields.get(k)}
+    bg = ((background.filename or "background", _chunks(background))
+          if isinstance(background, StarletteUpload) else None)
+    return await actions.create_job(svc.settings, session, svc.storage, user, file.filename or "upload",
+                                    _chunks(file), fields.get("source_language", "en"), fields["target_languages"],
+                                    options, background=bg)
+
+
+@router.post("/uploads", response_model=UploadsOut, status_code=201, tags=["uploads"])
+async def create_uploads(body: UploadsRequest, request: Request, user: CurrentUser, svc: ServicesDep,
+                         session: SessionDep) -> dict[str, Any]:
+    """Step 1 of the direct-upload flow: an upload id and a signed URL per file. Send each file's bytes
+    to its URL (step 2), then create the job from the ids (`POST /jobs` with JSON)."""
+    files = [f.model_dump() for f in body.files]
+    return {"uploads": await transfers.create_uploads(svc, session, user, files, str(request.base_url))}
 
 
 @router.get("/estimate", response_model=Estimate, tags=["jobs"])
@@ -58,9 +119,16 @@ async def estimate(user: CurrentUser, svc: ServicesDep,
 
 @router.get("/jobs", response_model=JobList, tags=["jobs"])
 async def list_jobs(user: CurrentUser, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-    jobs = await actions.list_jobs(session, user, limit, offset)
-    return {"jobs": [actions.job_view(j) for j in jobs], "limit": limit, "offset": offset}
+                    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+                    status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
+                    created_since: Annotated[datetime | None, Query(description="Only jobs created at or after "
+                                                                    "this time (ISO 8601).")] = None,
+                    ) -> dict[str, Any]:
+    """The caller's jobs, newest first, a page at a time (deleted ones only when asked by `status`)."""
+    jobs = await actions.list_jobs(session, user, limit + 1, offset, status=status, created_since=created_since)
+    more = len(jobs) > limit
+    return {"jobs": [actions.job_view(j) for j in jobs[:limit]], "limit": limit, "offset": offset,
+            "next_offset": offset + limit if more else None}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
@@ -99,6 +167,30 @@ async def retry(job_id: str, user: CurrentUser, svc: ServicesDep, session: Sessi
     await actions.retry(session, user, job_id, body.language if body else None)
     svc.queue.enqueue(job_id)
     return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+async def cancel(job_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """Stop a queued, running or waiting job; what it made is kept, and retry goes on from there."""
+    await actions.cancel(session, user, job_id)
+    return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+async def delete_job(job_id: str, user: CurrentUser, svc: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    """Delete now: the job's files and uploads are removed from storage at once; its record says deleted."""
+    return actions.job_view(await actions.delete(svc, session, user, job_id), detail=True)
+
+
+@router.post("/jobs/{job_id}/downloads", response_model=DownloadOut, status_code=201, tags=["jobs"])
+async def create_download(job_id: str, body: DownloadRequest, request: Request, user: CurrentUser,
+                          svc: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    """A single-use signed URL for one deliverable: it works once, until it expires."""
+    job = await actions.get_job(session, user, job_id)
+    return transfers.create_download(svc.settings, job, body.language, body.kind, str(request.base_url))
+
+
+router.include_router(files.router)  # before the catch-all below
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorDetail(BaseModel):
@@ -72,12 +72,6 @@ class JobOut(BaseModel):
     artifacts: list[ArtifactOut] = []
 
 
-class JobList(BaseModel):
-    jobs: list[JobOut]
-    limit: int
-    offset: int
-
-
 class EventOut(BaseModel):
     id: int
     language: str | None
@@ -117,3 +111,76 @@ class EditLines(BaseModel):
 
 class RetryRequest(BaseModel):
     language: str | None = None
+
+
+JobStatus = Literal["queued", "running", "awaiting_input", "done", "failed", "cancelled", "deleted"]
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(None, description="The offset of the next page; null on the last page.")
+
+
+class UploadFile(BaseModel):
+    kind: Literal["voice", "background", "source"] = Field(
+        description="`source`: one file with speech and background; `voice` (+ `background`): stems.")
+    filename: str = Field(min_length=1, max_length=4096, description="Shown only; never used as a path.")
+    content_type: str = Field("", max_length=255, description="Ignored: the type is sniffed from the content.")
+    size: int = Field(gt=0, description="Exact size in bytes; a different number of bytes is refused.")
+
+
+class UploadsRequest(BaseModel):
+    files: list[UploadFile] = Field(min_length=1, max_length=3)
+
+
+class UploadTarget(BaseModel):
+    id: str
+    kind: str
+    url: str = Field(description="Send the file's bytes here, as the request body.")
+    method: str
+    headers: dict[str, str]
+    expires_at: str
+
+
+class UploadsOut(BaseModel):
+    uploads: list[UploadTarget]
+
+
+class UploadOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    size: int
+    sha256: str | None
+    content_type: str
+
+
+class JobFromUploads(BaseModel):
+    uploads: dict[Literal["voice", "background", "source"], str] = Field(
+        description='Upload ids by kind: `{"source": id}` or `{"voice": id, "background": id}`.')
+    source_language: str = Field("en", description="A language code, or `auto`.")
+    target_languages: list[str] = Field(min_length=1, max_length=20)
+    stt: str | None = Field(None, description="Speech-to-text engine for this job.")
+    translator: str | None = Field(None, description="Translator for this job.")
+    tts: str | None = Field(None, description="Voice engine for this job.")
+
+
+class DownloadRequest(BaseModel):
+    language: str | None = Field(None, description="The language of a per-language file; null for the job's "
+                                 "own (manifest, source captions, all-languages video).")
+    kind: str = Field(description="Per language: `audio` (AAC), `audio_wav`, `voice_wav`, `captions_srt`, "
+                      "`captions_vtt`, `video`; the job's own: `manifest`, `captions_srt`, `captions_vtt`, `video_all` "
+                      "(as the job lists them).")
+
+
+class DownloadOut(BaseModel):
+    url: str = Field(description="Works once, until `expires_at`; honours a Range header on that use.")
+    method: str
+    expires_at: str
+    language: str | None
+    kind: str
+    filename: str
+    bytes: int
+    sha256: str

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -158,6 +159,7 @@ class Job(Base):
     """One dubbing request: a source in one language, dubbed into one or more others."""
 
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_user_id_created_at", "user_id", "created_at"),)  # a user's list, newest first
 
     id: Mapped[str] = _id_column()
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
@@ -291,8 +293,17 @@ class JobEvent(Base):
         return f"JobEvent(id={self.id!r}, job_id={self.job_id!r}, kind={self.kind!r})"
 
 
+class UsedNonce(Base):
+    """The nonce of a single-use signed URL that was used, kept until the URL has expired."""
+
+    __tablename__ = "used_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 __all__ = [
     "EVENT_UNITS", "JOB_STATUSES", "TASK_STATUSES", "UPLOAD_KINDS", "UPLOAD_STATUSES",
-    "Artifact", "Base", "Job", "JobEvent", "LanguageTask", "Segment", "UTCDateTime", "Upload", "User",
+    "Artifact", "Base", "Job", "JobEvent", "LanguageTask", "Segment", "UTCDateTime", "Upload", "UsedNonce", "User",
     "new_id", "utcnow",
 ]

@@ -36,7 +36,8 @@ pytestmark = pytest.mark.asyncio
 
 PG_HOST = "127.0.0.1:5432"
 PG_URL = f"postgresql+asyncpg://postgres@{PG_HOST}/test"
-TABLES = {"users", "uploads", "jobs", "language_tasks", "segments", "artifacts", "job_events"}
+TABLES = {"users", "uploads", "jobs", "language_tasks", "segments", "artifacts", "job_events", "used_nonces"}
+HEAD = "0002_downloads"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -160,15 +161,15 @@ async def test_migrations_apply_from_empty_and_again(backend: Backend) -> None:
         assert await backend.revision() is None
 
         await backend.upgrade()
-        assert head_revision() == "0001_initial"
-        assert await backend.revision() == "0001_initial"
+        assert head_revision() == HEAD
+        assert await backend.revision() == HEAD
         async with engine.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES | {"alembic_version"}
 
         sessions = make_sessionmaker(engine)
         user = await _add_user(sessions, "ada@example.com")
         await backend.upgrade()  # again: nothing to do, nothing lost
-        assert await backend.revision() == "0001_initial"
+        assert await backend.revision() == HEAD
         async with sessions() as session:
             assert (await session.get(User, user.id)) is not None
     finally:
@@ -187,10 +188,10 @@ async def test_concurrent_upgrades_from_several_processes(backend: Backend) -> N
     results = [await proc.communicate() for proc in procs]
     for proc, (_, stderr) in zip(procs, results, strict=True):
         assert proc.returncode == 0, stderr.decode()
-    assert await backend.revision() == "0001_initial"
+    assert await backend.revision() == HEAD
     # Two threads of one process as well.
     await asyncio.gather(backend.upgrade(), backend.upgrade())
-    assert await backend.revision() == "0001_initial"
+    assert await backend.revision() == HEAD
 
 
 async def test_upgrade_retries_after_a_collision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +210,7 @@ async def test_upgrade_retries_after_a_collision(tmp_path: Path, monkeypatch: py
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     await asyncio.to_thread(upgrade, url)
     assert calls == ["head", "head"]
-    assert await asyncio.to_thread(current_revision, url) == "0001_initial"
+    assert await asyncio.to_thread(current_revision, url) == HEAD
 
     def broken_upgrade(cfg: Any, revision: str) -> None:
         raise OperationalError("SELECT", {}, Exception("disk I/O error"))
