@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from .. import __version__, actions, languages, transfers
 from ..db.models import Job
-from ..errors import BadInput, NotFound
+from ..errors import NotFound
 from ..services import Services
 from . import files
 from .deps import CurrentUser, ServicesDep, SessionDep
@@ -87,10 +87,11 @@ async def _job_from_form(request: Request, user: str, svc: Services, session: As
     form = await request.form(max_files=2, max_fields=10)
     file, background = form.get("file"), form.get("background")
     if not isinstance(file, StarletteUpload):
-        raise BadInput("No file in the request.", hint="Send the media as the multipart field `file`.")
+        raise RequestValidationError([{"loc": ("body", "file"), "msg": "Field required", "type": "missing"}])
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     if not fields.get("target_languages"):
-        raise BadInput("No target languages.", hint="Send `target_languages`, e.g. `es,fr`.")
+        raise RequestValidationError([{"loc": ("body", "target_languages"), "msg": "Field required",
+                                       "type": "missing"}])
     options = {k: fields[k] for k in ("stt", "translator", "tts") if fields.get(k)}
     bg = ((background.filename or "background", _chunks(background))
           if isinstance(background, StarletteUpload) else None)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,43 +13,9 @@ import pytest
 
 from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.servers import free_port
+from tests.support.server import Server, token, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port = env, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Server:
-        self.proc = subprocess.Popen([sys.executable, "-m", "dubstudio", "serve", "--headless", "--port",
-                                      str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("serve did not answer /api/v1/health within 60 s")
-
-    def interrupt(self) -> float:
-        """Ctrl-C; returns how long the process took to exit."""
-        assert self.proc is not None
-        t = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=30)
-        return time.monotonic() - t
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture
@@ -69,28 +32,12 @@ def server(env: dict[str, str]) -> Iterator[Server]:
     s.stop()
 
 
-def token(env: dict[str, str]) -> str:
-    out = subprocess.run([sys.executable, "-m", "dubstudio", "token"], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 def submit(server: Server, auth: dict[str, str]) -> str:
     with JFK.open("rb") as f:
         r = httpx.post(f"{server.url}/api/v1/jobs", headers=auth, timeout=30,
                        files={"file": ("jfk-11s.flac", f, "audio/flac")}, data={"target_languages": "es"})
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
-
-
-def wait_for(server: Server, auth: dict[str, str], job_id: str, status: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", headers=auth, timeout=10).json()
-        if job["status"] == status or job["status"] == "failed":
-            return job  # type: ignore[no-any-return]
-        time.sleep(0.3)
-    raise AssertionError(f"job not {status} after {timeout} s: {job}")
 
 
 def integrity(db: Path) -> str:

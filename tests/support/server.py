@@ -1,0 +1,62 @@
+"""A running `dubstudio serve --headless` for end-to-end tests, and helpers to drive its API."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.fakes.servers import free_port
+
+
+class Server:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env, self.port = env, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        self.proc = subprocess.Popen([sys.executable, "-m", "dubstudio", "serve", "--headless", "--port",
+                                      str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("serve did not answer /api/v1/health within 60 s")
+
+    def interrupt(self) -> float:
+        """Ctrl-C; returns how long the process took to exit."""
+        assert self.proc is not None
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        return time.monotonic() - t
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def token(env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, "-m", "dubstudio", "token"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def wait_for(server: Server, auth: dict[str, str], job_id: str, status: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", headers=auth, timeout=10).json()
+        if job["status"] == status or job["status"] == "failed":
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.3)
+    raise AssertionError(f"job not {status} after {timeout} s: {job}")
