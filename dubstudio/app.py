@@ -11,6 +11,7 @@ import threading
 
 from nicegui import app
 
+from . import modes
 from .api import errors as api_errors
 from .api.routes import router
 from .config import Settings
@@ -27,9 +28,11 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
 
     `consumer`: run the queue's consumer in this process (the desktop, or `serve --headless` without
     separate workers). Jobs then run in child processes (Queue(isolate=True))."""
+    modes.check(settings)  # a Supabase mode missing a setting stops here, before anything is made
     storage = prepare_off_loop(settings)
-    svc = Services(settings=settings, db=Database.connect(settings), storage=storage,
-                   queue=Queue(settings, isolate=True))
+    queue = Queue(settings, isolate=True)
+    svc = Services(settings=settings, db=Database.connect(settings), storage=storage, queue=queue,
+                   auth=modes.authenticator(settings), remote=queue.remote)
     app.state.services = svc  # ready before the first request: start-up handlers run as background tasks
     api_errors.install(app)
     app.include_router(router)
@@ -57,6 +60,7 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
         if interrupted:  # back on the queue, resumed from the last finished stage on the next start
             await requeue(svc.queue, svc.db, interrupted)
         await svc.db.close()
+        svc.close()
 
     app.on_startup(startup)
     app.on_shutdown(shutdown)

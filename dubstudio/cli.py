@@ -95,9 +95,11 @@ def _free_port() -> int:
 
 
 def _worker(settings: Settings) -> int:
+    from . import modes
     from .runtime import Database, prepare
     from .tasks import Queue, requeue
 
+    modes.check(settings)  # before anything is made in the data folder
     prepare(settings)
     queue = Queue(settings)
 
@@ -160,6 +162,9 @@ async def _dub(settings: Settings, file: Path, targets: str, source: str, out: P
     for path in (file, background):
         if path is not None and not path.is_file():
             raise DubError(f"No file at {path}.", hint="Check the path.")
+    # A file on this machine, dubbed in this process: the data folder is its store, whatever
+    # DUBSTUDIO_STORAGE says (a bucket is for jobs the API takes).
+    settings = settings.model_copy(update={"storage": "local"})
     _, langs = actions.check_job_request(settings, source, targets)
     storage = await asyncio.to_thread(prepare, settings)
     db = Database.connect(settings)

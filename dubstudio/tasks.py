@@ -15,18 +15,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import modes
 from .config import Settings
-from .db.models import Artifact, Job, JobEvent, LanguageTask, Segment, utcnow
-from .errors import AwaitingTranslation, DubError, JobStopped, PermanentVendorError, VendorError
+from .db.models import Artifact, Job, JobEvent, LanguageTask, Segment, Upload, utcnow
+from .errors import (
+    AwaitingTranslation,
+    BadInput,
+    DubError,
+    JobStopped,
+    NotFound,
+    PermanentVendorError,
+    StorageError,
+    VendorError,
+)
 from .pipeline import run as pipeline
 from .runtime import Database
+from .storage.active import JobFiles
 from .storage.local import LocalStorage
 from .vendors import registry
 from .vendors.base import Engines, SpeechToText, TextToSpeech
@@ -35,6 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_DEFERRALS = 3  # times a job waits for a vendor's Retry-After before it fails
 HEARTBEAT_SECONDS = 1.0  # progress within a stage is written at most this often
+NOT_STORED = "deliverables_not_stored"  # a job's error code when its files could not reach the bucket
 STOP_CHECK_SECONDS = 1.0  # how soon a running job notices it was cancelled or deleted
 
 
@@ -72,6 +85,9 @@ class Queue:
         self.isolate = isolate
         self.children: set[subprocess.Popen[bytes]] = set()
         self.huey = make_huey(settings)
+        # Supabase mode: a job's inputs come from the bucket, its deliverables go back (else: the data folder).
+        self.remote = modes.remote_storage(settings)
+        self.files = JobFiles(LocalStorage(settings.storage_dir), self.remote)
         self.run_job = self.huey.task(name="run_job")(self._run_job)
         self._stt: dict[str, SpeechToText] = {}
         self._tts: dict[str, TextToSpeech] = {}
@@ -274,7 +290,7 @@ class DbReporter:
 
 async def execute(queue: Queue, job_id: str) -> None:
     """Run one job to its end, recording everything; never raises for a job's own failure."""
-    settings = queue.settings
+    settings, files = queue.settings, queue.files
     db = Database.connect(settings)
     try:
         async with db.session() as s, s.begin():
@@ -282,12 +298,13 @@ async def execute(queue: Queue, job_id: str) -> None:
             if job is None or job.status in ("done", "deleted", "cancelled"):
                 return
             job.status, job.heartbeat_at, job.error_code, job.error_message = "running", utcnow(), None, None
+            started = utcnow()
             languages = [t.language for t in await job.awaitable_attrs.languages if t.status != "done"]
             options = dict(job.options)
-            storage = LocalStorage(settings.storage_dir)
+            inputs = await _inputs(s, job)
             spec = pipeline.JobSpec(
-                job_id=job.id, source=storage.local_path(job.source_path),
-                background=storage.local_path(job.background_path) if job.background_path else None,
+                job_id=job.id, source=files.local_path(job.source_path),
+                background=files.local_path(job.background_path) if job.background_path else None,
                 workdir=settings.storage_dir / "jobs" / job.id, source_language=job.source_language,
                 targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
                 duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
@@ -298,6 +315,8 @@ async def execute(queue: Queue, job_id: str) -> None:
         status, code, message = "done", None, None
         beating = asyncio.create_task(_heartbeat(db, job_id, min(10.0, settings.stale_after / 4), reporter.stopped))
         try:
+            if files.remote is not None:
+                await in_daemon_thread(_stage_inputs, files, inputs, settings.max_upload_bytes)
             engines = await in_daemon_thread(queue.engines, options)
             data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
             if reporter.stopped.is_set():
@@ -327,6 +346,16 @@ async def execute(queue: Queue, job_id: str) -> None:
         except Exception as exc:  # a bug: keep the job's record honest and the worker alive
             log.exception("job %s failed unexpectedly", job_id)
             status, code, message = "failed", "internal_error", f"An unexpected error stopped the job: {exc!r}"
+        except BaseException:  # interrupted (Ctrl-C, a stopping worker): requeued later, nothing to publish
+            beating.cancel()
+            raise
+        finally:
+            for key, _ in inputs:  # downloaded copies (Supabase mode): the bucket keeps the inputs
+                files.release(key)
+        try:  # with the heartbeat still on: uploading a long video must not look like a dead worker
+            if files.remote is not None and not reporter.stopped.is_set() and (
+                    failure := await _publish(db, files, job_id, started, languages)):
+                status, code, message = "failed", NOT_STORED, failure
         finally:
             beating.cancel()
         deferrals = int(options.get("deferrals", 0))
@@ -348,9 +377,9 @@ async def execute(queue: Queue, job_id: str) -> None:
                 progress=1.0 if status == "done" else Job.progress))
             if not ended.rowcount:  # type: ignore[attr-defined]  # cancelled or deleted while it ran
                 if (await s.execute(select(Job.status).where(Job.id == job_id))).scalar() == "deleted":
-                    LocalStorage(settings.storage_dir).delete_prefix(f"jobs/{job_id}")  # what it wrote since
+                    await _delete_files(files, job_id)  # what it wrote (and published) since
                 return
-            if status == "failed" and code not in ("language_failed", "awaiting_translation"):
+            if status == "failed" and code not in ("language_failed", "awaiting_translation", NOT_STORED):
                 await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
                                                            LanguageTask.status != "done")
                                 .values(status="failed", error_code=code, error_message=message))
@@ -358,6 +387,77 @@ async def execute(queue: Queue, job_id: str) -> None:
                            data={"code": code} if code else {}))
     finally:
         await db.close()
+
+
+async def _inputs(s: AsyncSession, job: Job) -> list[tuple[str, str | None]]:
+    """A job's input keys, each with the SHA-256 recorded when the job was made (if one was)."""
+    found: list[tuple[str, str | None]] = [(job.source_path, job.source_sha256)]
+    if job.background_path:
+        upload_id = dict(job.options.get("uploads") or {}).get("background")
+        upload = await s.get(Upload, upload_id) if isinstance(upload_id, str) else None
+        found.append((job.background_path, upload.sha256 if upload is not None else None))
+    return found
+
+
+def _stage_inputs(files: JobFiles, inputs: list[tuple[str, str | None]], max_bytes: int) -> None:
+    """Download a job's inputs from the bucket into the job's folders (staging), each checked against
+    the checksum recorded when the job was made: a file changed since is refused, never dubbed."""
+    for key, sha256 in inputs:
+        try:
+            files.fetch(key, sha256=sha256, max_bytes=max_bytes)
+        except BadInput as err:
+            if "expected_sha256" not in err.details:
+                raise
+            raise BadInput(f"The stored input {key.rsplit('/', 1)[-1]!r} is not the file this job was made from "
+                           "(its SHA-256 differs); it was not processed.",
+                           hint="Upload the file again and make a new job.", details=err.details) from None
+        except NotFound:
+            raise NotFound(f"The job's input {key.rsplit('/', 1)[-1]!r} is no longer in the storage bucket.",
+                           hint="Upload the file again and make a new job.") from None
+
+
+async def _publish(db: Database, files: JobFiles, job_id: str, since: datetime,
+                   languages: list[str]) -> str | None:
+    """Upload a job's deliverables to the bucket under their keys: those made by this run, and older
+    ones the bucket lacks (an earlier run could not upload them). The languages whose files could not
+    be stored fail (every language of this run, for the job's own files: they are remade each run), so
+    a retry makes and uploads them again. Returns the job's error message, None when all went up."""
+    async with db.session() as s:
+        artifacts = (await s.execute(select(Artifact).where(Artifact.job_id == job_id))).scalars().all()
+    problems: dict[str | None, str] = {}
+    for a in artifacts:
+        if not files.local_path(a.path).is_file():
+            continue  # made by a run on another machine, which uploaded it
+        try:
+            await in_daemon_thread(_publish_one, files, a.path, a.bytes, a.created_at >= since)
+        except DubError as err:
+            log.warning("job %s: %s could not be stored: %s", job_id, a.path, err)
+            problems.setdefault(a.language, str(err))
+    if not problems:
+        return None
+    failed = sorted({*languages} if None in problems else {x for x in problems if x is not None})
+    message = f"The finished files could not be stored: {next(iter(problems.values()))}"
+    async with db.session() as s, s.begin():
+        await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id, LanguageTask.language.in_(failed))
+                        .values(status="failed", error_code=StorageError.code, error_message=message))
+    return message
+
+
+def _publish_one(files: JobFiles, key: str, size: int, new: bool) -> None:
+    if not new and files.remote is not None:
+        try:
+            if files.remote.size(key) == size:
+                return  # uploaded by an earlier run
+        except NotFound:
+            pass
+    files.publish(key)
+
+
+async def _delete_files(files: JobFiles, job_id: str) -> None:
+    try:
+        await asyncio.to_thread(files.delete_prefix, f"jobs/{job_id}")
+    except DubError as err:  # the job is deleted either way; say what is left behind
+        log.warning("job %s was deleted but its files could not all be removed: %s", job_id, err)
 
 
 def _come_back_later(err: DubError) -> bool:

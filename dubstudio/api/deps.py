@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
-from ..auth.local import check_bearer
 from ..services import Services
 
 
@@ -22,8 +22,12 @@ async def session(svc: Annotated[Services, Depends(services)]) -> AsyncIterator[
         yield s
 
 
-def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
-    return check_bearer(svc.settings, request.headers.get("authorization"))
+async def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
+    """The caller's user id (the local user, or the Supabase user's `sub`), their row made on first sight."""
+    # Off the loop: a Supabase key set may be fetched, the local token read from the keychain.
+    caller = await run_in_threadpool(svc.auth.authenticate, request.headers.get("authorization"))
+    await svc.users.ensure(svc.db.session, caller)
+    return caller.user_id
 
 
 ServicesDep = Annotated[Services, Depends(services)]

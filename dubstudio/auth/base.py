@@ -25,7 +25,12 @@ class Caller:
 
 class Authenticator(Protocol):
     def authenticate(self, authorization_header: str | None) -> Caller:
-        """The caller for a valid `Authorization: Bearer <token>` header; AuthError otherwise."""
+        """The caller for a valid `Authorization: Bearer <token>` header; AuthError otherwise. It may
+        block (a key set fetched, the keychain read): call it off the event loop."""
+        ...
+
+    def close(self) -> None:
+        """Release what it holds (an HTTP client)."""
         ...
 
 

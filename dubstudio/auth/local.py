@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config import Settings, keychain_get, keychain_set
 from ..errors import AuthError
+from .base import Caller
 
 LOCAL_USER_ID = "local"
 TOKEN_KEY = "api_token"
@@ -61,3 +62,16 @@ def check_bearer(settings: Settings, header: str | None) -> str:
     if not hmac.compare_digest(value.strip().encode(), api_token(settings).encode()):
         raise AuthError("The API token is wrong.", hint="`dubstudio token` prints the right one.")
     return LOCAL_USER_ID
+
+
+class LocalAuth:
+    """The Authenticator of local mode: the local API token stands for the local user."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def authenticate(self, authorization_header: str | None) -> Caller:
+        return Caller(user_id=check_bearer(self.settings, authorization_header))
+
+    def close(self) -> None:
+        pass

@@ -203,7 +203,7 @@ class SupabaseStorage:
 
     def _where(self) -> str:
         return (f"Check DUBSTUDIO_SUPABASE_URL ({self.url}), DUBSTUDIO_SUPABASE_BUCKET ({self.bucket!r}) and "
-                "DUBSTUDIO_SUPABASE_SERVICE_KEY.")
+                "DUBSTUDIO_SUPABASE_KEY.")
 
     def _api_error(self, response: httpx.Response) -> StorageApiError:
         try:
@@ -223,7 +223,7 @@ class SupabaseStorage:
                                     hint="Create it (private), or set DUBSTUDIO_SUPABASE_BUCKET to one that does.")
             if status in ("401", "403") or code.lower() in ("unauthorized", "invalidjwt", "invalid_jwt"):
                 return StorageError("Supabase Storage refused the service key.",
-                                    hint="Set DUBSTUDIO_SUPABASE_SERVICE_KEY to the project's service-role "
+                                    hint="Set DUBSTUDIO_SUPABASE_KEY to the project's service-role "
                                          "(or secret) key, and check its bucket policies.")
             if status == "413":
                 return BadInput(f"The file {key!r} is larger than the bucket {self.bucket!r} accepts.",

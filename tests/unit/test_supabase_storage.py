@@ -155,7 +155,7 @@ def test_errors_are_ours(fake: FakeSupabase, storage: SupabaseStorage, tmp_path:
     for call in calls:
         with pytest.raises(StorageError) as info:
             call()
-        assert "DUBSTUDIO_SUPABASE_SERVICE_KEY" in info.value.hint
+        assert "DUBSTUDIO_SUPABASE_KEY" in info.value.hint
 
     fake.fail_next += [503, 500]
     with pytest.raises(StorageError, match="503"):
