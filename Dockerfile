@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # dubstudio's headless server and queue worker, one image:
-#   docker run -p 8080:8080 -v dubstudio:/data dubstudio:0.1.0      serve --headless on 0.0.0.0 (UI, API, worker)
+#   docker run -e DUBSTUDIO_API_TOKEN=... -p 8080:8080 -v dubstudio:/data dubstudio:0.1.0   the API and a worker on 0.0.0.0
+#   (all interfaces need auth configured: DUBSTUDIO_API_TOKEN or DUBSTUDIO_AUTH=supabase)
 #   ... dubstudio:0.1.0 serve --headless --host 0.0.0.0 --no-worker  the server alone
 #   ... dubstudio:0.1.0 worker                                       a queue worker
 # compose.yaml runs the scale-out set (server, workers, PostgreSQL, Redis). Every Python package is pinned
@@ -16,10 +17,8 @@ RUN python -m venv /opt/dubstudio \
  && /opt/dubstudio/bin/pip install --no-deps -r /src/packaging/requirements-docker.txt
 COPY pyproject.toml README.md /src/
 COPY dubstudio /src/dubstudio
-# Last step: compile librosa's numba kernels now (cached beside them), not on each container's first stretch.
 RUN /opt/dubstudio/bin/pip install --no-deps --no-build-isolation /src \
- && /opt/dubstudio/bin/pip check \
- && /opt/dubstudio/bin/python -c "import numpy, librosa; librosa.effects.time_stretch(numpy.zeros(22050, numpy.float32), rate=1.2)"
+ && /opt/dubstudio/bin/pip check
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --create-home --uid 10001 dubstudio && mkdir /data && chown dubstudio /data

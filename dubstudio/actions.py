@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from . import languages, transfers
 from .config import Settings
 from .db.models import Job, JobEvent, LanguageTask, Upload, utcnow
 from .domain import Transcript
-from .errors import BadInput, Conflict, NotFound
-from .pipeline import costs, ingest
+from .errors import BadInput, Conflict, DubError, NotFound
+from .pipeline import costs, ingest, preview
 from .pipeline.audio import sha256_file
-from .pipeline.run import EDITS, SOURCE_EDITS
+from .pipeline.run import EDITS, SOURCE_EDITS, JobSpec
 from .storage.local import LocalStorage
 from .vendors import registry
+from .vendors.base import Engines
 
 if TYPE_CHECKING:
     from .services import Services
+
+log = logging.getLogger(__name__)
 
 
 def _suffix(filename: str) -> str:
@@ -126,9 +130,10 @@ async def list_jobs(session: AsyncSession, user_id: str, limit: int = 50, offset
     q = select(Job).where(Job.user_id == user_id, Job.status == status if status else Job.status != "deleted")
     if created_since is not None:
         q = q.where(Job.created_at >= (created_since if created_since.tzinfo else created_since.replace(tzinfo=UTC)))
-    q = (q.options(selectinload(Job.languages)).order_by(Job.created_at.desc(), Job.id.desc())
+    # One query with the languages joined: each round trip to the database thread costs more than the rows.
+    q = (q.options(joinedload(Job.languages)).order_by(Job.created_at.desc(), Job.id.desc())
          .limit(limit).offset(offset))
-    return list((await session.execute(q)).scalars().all())
+    return list((await session.execute(q)).unique().scalars().all())
 
 
 async def get_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
@@ -303,3 +308,61 @@ def remove_files(svc: Services, job_id: str, upload_ids: list[str]) -> None:
         svc.storage.delete_prefix(prefix)
         if svc.remote is not None:
             svc.remote.delete_prefix(prefix)
+
+
+# Regenerate one line: heard within seconds, the language's other deliverables made again behind it.
+
+async def regenerate_line(settings: Settings, session: AsyncSession, engines_for: Callable[[dict[str, Any]], Engines],
+                          user_id: str, job_id: str, language: str, segment_id: str,
+                          translation: str) -> preview.Preview | None:
+    """Keep a translation typed for one line (as `edit_lines`) and, when the language is done, make its
+    master WAV current for that line at once: only the line spoken and fitted, only its stretch of the
+    master remade (a second or two of local work even for an hour of media). The language is queued to be
+    made again for the rest (loudness measured again, AAC, video, captions, manifest): the caller enqueues
+    the job, as after `edit_lines`. Returns what was patched; None when the master was not (the queued run
+    then makes it all). `engines_for`: the engines for a job's options (Queue.engines)."""
+    text = translation.strip()
+    if not text:
+        raise BadInput("The line's translation is empty.", hint="Type the line to speak, then regenerate it.")
+    job = await get_job(session, user_id, job_id)
+    ready = job.status not in ("queued", "running") and _task(job, language).status == "done"
+    spec = _preview_spec(settings, job, language)
+    options = dict(job.options)
+    await edit_lines(settings, session, user_id, job_id, language, {segment_id: text})
+    if not ready:  # nothing finished to patch, or a run may be writing it: the queued run does it all
+        return None
+    calls: list[tuple[str | None, str, float, str, float]] = []
+    try:
+        made = await asyncio.to_thread(preview.line, spec, engines_for(options), language, segment_id,
+                                       lambda *call: calls.append(call))
+    except DubError as err:  # the queued run meets it again and reports it
+        log.warning("no preview of line %s of job %s (%s): %s", segment_id, job_id, language, err)
+        made = None
+    except Exception:
+        log.exception("no preview of line %s of job %s (%s)", segment_id, job_id, language)
+        made = None
+    for lang, engine, units, unit, cost in calls:  # paid for now, cached for the run: recorded as a run does
+        session.add(JobEvent(job_id=job_id, language=lang, kind="vendor_call", vendor=engine, units=round(units, 3),
+                             unit=unit, cost=cost, message=f"{engine}: {units:.0f} {unit}"))
+        await session.execute(update(Job).where(Job.id == job_id).values(cost_total=Job.cost_total + cost))
+        await session.execute(update(LanguageTask).where(LanguageTask.job_id == job_id,
+                                                         LanguageTask.language == language)
+                              .values(cost_total=LanguageTask.cost_total + cost))
+    if made is not None:
+        session.add(JobEvent(job_id=job_id, language=language, kind="line_previewed",
+                             message=f"line {segment_id} heard in the master ({made.start:.1f}-{made.end:.1f} s)",
+                             data={"segment": segment_id, "start": made.start, "end": made.end}))
+    await session.commit()
+    return made
+
+
+def _preview_spec(settings: Settings, job: Job, language: str) -> JobSpec:
+    """The parts of a run's JobSpec (tasks.execute) that a line's preview uses. Should they ever differ
+    from the run's, the preview's key check finds the master out of date and leaves it to the run."""
+    return JobSpec(job_id=job.id, source=settings.storage_dir / job.source_path,
+                   workdir=_workdir(settings, job), source_language=job.source_language, targets=[language],
+                   background=settings.storage_dir / job.background_path if job.background_path else None,
+                   sample_rate=settings.sample_rate, duck_db=settings.duck_db, duck_ramp_ms=settings.duck_ramp_ms,
+                   max_stretch=settings.max_stretch,
+                   loudness_target=job.options.get("loudness_target", settings.loudness_target),
+                   voices=settings.voices, cache_dir=settings.data_dir / "cache", prices=settings.prices)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app
 
 from . import modes
@@ -23,11 +24,13 @@ from .ui import pages
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings, *, consumer: bool = True) -> None:
+def build(settings: Settings, *, consumer: bool = True, studio: bool = True) -> None:
     """Prepare the data folder and schema, then register everything on NiceGUI's app.
 
     `consumer`: run the queue's consumer in this process (the desktop, or `serve --headless` without
-    separate workers). Jobs then run in child processes (Queue(isolate=True))."""
+    separate workers). Jobs then run in child processes (Queue(isolate=True)).
+    `studio`: serve the studio's pages (the desktop's UI, which acts as the local user): not on a
+    server reachable from other machines, where the API (with its auth) is the way in."""
     modes.check(settings)  # a Supabase mode missing a setting stops here, before anything is made
     storage = prepare_off_loop(settings)
     queue = Queue(settings, isolate=True)
@@ -35,8 +38,13 @@ def build(settings: Settings, *, consumer: bool = True) -> None:
                    auth=modes.authenticator(settings), remote=queue.remote)
     app.state.services = svc  # ready before the first request: start-up handlers run as background tasks
     api_errors.install(app)
+    if settings.cors_origins:  # the web frontend's origins only; none by default
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Range"], max_age=600)
     app.include_router(router)
-    pages.register()
+    if studio:
+        pages.register()
     state: dict[str, object] = {}
     stopping = threading.Event()
 

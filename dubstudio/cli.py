@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Settings
-from .errors import DubError
+from .errors import ConfigError, DubError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, help="output folder (default: FILE's name + .dub beside it)")
     sub.add_parser("token", help="print the local API token")
     sub.add_parser("doctor", help="check the configured engines and their keys")
+    r = sub.add_parser("purge", help="delete finished jobs older than the retention period, with their files")
+    r.add_argument("--older-than", metavar="AGE", help="an age such as 48h, 7d or 90m (default: the "
+                   "DUBSTUDIO_RETENTION_HOURS setting)")
+    r.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     return p
 
 
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             return _token(settings)
         if args.command == "doctor":
             return _doctor(settings)
+        if args.command == "purge":
+            return _purge(settings, args.older_than, args.dry_run)
         _parser().print_help()
         return 0
     except DubError as err:
@@ -78,11 +84,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from .app import build
 
     host, port = args.host or settings.host, args.port or settings.port
-    build(settings, consumer=not args.no_worker)
-    print(f"dubstudio: serving on http://{host}:{port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    local_only = _is_loopback(host)
+    if not local_only and settings.auth == "local" and settings.api_token is None:
+        raise ConfigError(f"Serving on {host} would open dubstudio to other machines without auth configured.",
+                          hint="Set DUBSTUDIO_AUTH=supabase (with DUBSTUDIO_SUPABASE_URL), or DUBSTUDIO_API_TOKEN; "
+                          "or serve on 127.0.0.1.")
+    build(settings, consumer=not args.no_worker, studio=local_only)
+    print(f"dubstudio: serving on http://{host}:{port} (Ctrl-C to stop)"
+          + ("" if local_only else "; the API only: the studio's pages are for 127.0.0.1"), file=sys.stderr, flush=True)
     ui.run(host=host, port=port, title="dubstudio", reload=False, show=not args.headless and settings.open_browser,
            show_welcome_message=False, fastapi_docs=True, uvicorn_logging_level="warning")
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def _free_port() -> int:
@@ -138,6 +161,42 @@ def _doctor(settings: Settings) -> int:
     for c in checks:
         print(f"{'ok  ' if c.ok else 'FAIL'} {c.role:<15} {c.engine:<11} key: {c.key:<32} {c.detail}")
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _purge(settings: Settings, older_than: str | None, dry_run: bool) -> int:
+    from datetime import timedelta
+
+    from . import modes
+    from .retention import Purged, parse_age, purge
+    from .runtime import Database, prepare
+    from .services import Services
+    from .tasks import Queue
+
+    if older_than is None and settings.retention_hours <= 0:
+        print("Retention is off (DUBSTUDIO_RETENTION_HOURS is 0): nothing purged. Give --older-than 48h to purge "
+              "anyway.", file=sys.stderr)
+        return 0
+    age = parse_age(older_than) if older_than is not None else timedelta(hours=settings.retention_hours)
+    storage = prepare(settings)
+    queue = Queue(settings)
+
+    async def go() -> list[Purged]:
+        svc = Services(settings=settings, db=Database.connect(settings), storage=storage, queue=queue,
+                       auth=modes.authenticator(settings), remote=queue.remote)
+        try:
+            return await purge(svc, age, dry_run=dry_run)
+        finally:
+            await svc.db.close()
+            svc.close()
+
+    jobs = asyncio.run(go())
+    for job in jobs:
+        print(f"{'would delete' if dry_run else 'deleted'} {job.id} {job.filename} "
+              f"({job.status}, finished {job.finished_at:%Y-%m-%d %H:%M} UTC)")
+    hours = age.total_seconds() / 3600
+    print(f"{len(jobs)} finished job(s) older than {hours:g} h {'would be' if dry_run else 'were'} deleted.",
+          file=sys.stderr)
+    return 0
 
 
 def _token(settings: Settings) -> int:

@@ -1,6 +1,9 @@
 """A web frontend's whole flow against `dubstudio serve --headless`, with httpx as the frontend: upload a
 voice and a background track to signed URLs, create a job in two languages, poll it to done, download
-each deliverable once (a second use is refused), delete it now (its files are gone, it says deleted)."""
+each deliverable once (a second use is refused), delete it now (its files are gone, it says deleted).
+Once in local mode (the local token, files in the data folder, URLs signed by the app) and once in
+Supabase mode against the loopback stand-in (a user's ES256 JWT checked through the JWKS, files in the
+bucket, uploads straight to it, downloads redirected to it)."""
 
 from __future__ import annotations
 
@@ -16,14 +19,32 @@ import soundfile as sf
 
 from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.supabase_server import BUCKET, SERVICE_KEY, USER_ID, FakeSupabase
 from tests.support.server import Server, token, wait_for
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def supabase() -> Iterator[FakeSupabase]:
+    fake = FakeSupabase()
+    with fake.running():
+        yield fake
+
+
+@pytest.fixture(params=["local", "supabase"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def env(tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
+def env(mode: str, tmp_path: Path, fake_openai: FakeOpenAI, supabase: FakeSupabase) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
+    if mode == "supabase":
+        supabase.reset()
+        env.update(DUBSTUDIO_AUTH="supabase", DUBSTUDIO_STORAGE="supabase", DUBSTUDIO_SUPABASE_URL=supabase.url,
+                   DUBSTUDIO_SUPABASE_KEY=SERVICE_KEY, DUBSTUDIO_SUPABASE_BUCKET=BUCKET)
+    return env
 
 
 @pytest.fixture
@@ -34,7 +55,7 @@ def server(env: dict[str, str]) -> Iterator[Server]:
 
 
 def background_track(path: Path) -> Path:
-    t = np.arange(int(12 * 22050)) / 22050
+    t = np.arange(12 * 22050) / 22050
     chord = 0.05 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277 * t))
     sf.write(path, np.stack([chord, chord], axis=1).astype(np.float32), 22050)
     return path
@@ -56,8 +77,10 @@ def upload(client: httpx.Client, files: dict[str, Path]) -> dict[str, str]:
     return ids
 
 
-def test_the_web_frontend_flow_in_local_mode(server: Server, env: dict[str, str], tmp_path: Path) -> None:
-    headers = {"Authorization": f"Bearer {token(env)}"}
+def test_the_web_frontend_flow(mode: str, server: Server, env: dict[str, str], supabase: FakeSupabase,
+                               tmp_path: Path) -> None:
+    bearer = supabase.token(USER_ID) if mode == "supabase" else token(env)
+    headers = {"Authorization": f"Bearer {bearer}"}
     client = httpx.Client(base_url=server.url, headers=headers, timeout=30)
     ids = upload(client, {"voice": JFK, "background": background_track(tmp_path / "music.wav")})
 
@@ -68,23 +91,29 @@ def test_the_web_frontend_flow_in_local_mode(server: Server, env: dict[str, str]
     assert {lang: t["status"] for lang, t in job["languages"].items()} == {"es": "done", "fr": "done"}
 
     data = Path(env["DUBSTUDIO_DATA_DIR"]) / "storage"
+
+    def stored(prefix: str) -> list[str]:
+        if mode == "supabase":
+            return [k for k in supabase.keys(BUCKET) if k.startswith(prefix + "/")]
+        return [str(p) for p in data.glob(f"{prefix}/**/*") if p.is_file()]
+
     for artifact in job["artifacts"]:
         r = client.post(f"/api/v1/jobs/{job['id']}/downloads",
                         json={"language": artifact["language"], "kind": artifact["kind"]})
         assert r.status_code == 201, r.text
         link = r.json()
-        got = httpx.get(link["url"], timeout=30)  # no token: the signature is the permission
+        got = httpx.get(link["url"], timeout=30, follow_redirects=True)  # no token: the signature is the permission
         assert got.status_code == 200, got.text
         assert hashlib.sha256(got.content).hexdigest() == artifact["sha256"] == link["sha256"]
-        again = httpx.get(link["url"], timeout=30)
+        again = httpx.get(link["url"], timeout=30, follow_redirects=True)
         assert again.status_code == 401 and again.json()["error"]["code"] == "unauthorized"
         assert "already used" in again.json()["error"]["message"]
 
-    assert list(data.glob(f"jobs/{job['id']}/*")) and all(list(data.glob(f"uploads/{i}/*")) for i in ids.values())
+    assert stored(f"jobs/{job['id']}") and all(stored(f"uploads/{i}") for i in ids.values())
     r = client.delete(f"/api/v1/jobs/{job['id']}")
     assert r.status_code == 200 and r.json()["status"] == "deleted" and r.json()["artifacts"] == []
-    assert not (data / "jobs" / job["id"]).exists()
-    assert not any((data / "uploads" / i).exists() for i in ids.values())
+    assert not stored(f"jobs/{job['id']}") and not any(stored(f"uploads/{i}") for i in ids.values())
+    assert not (data / "jobs" / job["id"]).exists()  # nor any staging or working copy
     assert client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "deleted"
     assert job["id"] not in [j["id"] for j in client.get("/api/v1/jobs").json()["jobs"]]
     gone = client.post(f"/api/v1/jobs/{job['id']}/downloads", json={"language": "es", "kind": "audio"})
