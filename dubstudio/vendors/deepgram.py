@@ -9,6 +9,8 @@ How it is wired:
   connection or a failure in the middle of a streamed `/v1/speak` answer, and a retried streamed upload
   would resend an exhausted generator. Every retry happens in `retry.call_with_retries`, which reopens
   the file (or re-requests the whole line) each time.
+* Speech to text uploads the 16 kHz WAV as lossless FLAC (`flac_upload`): half the bytes to send, the
+  same samples heard; streamed from disk, so a long file is never held in memory.
 * A custom base URL (a proxy, a self-hosted Deepgram, our loopback fake) is given with
   `DeepgramClientEnvironment(base=..., production=<ws variant>, ...)`.
 
@@ -19,16 +21,20 @@ Errors become ours here: 401/403 (the key), 400 (the request), 402 and quota ans
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
 import numpy as np
+import soundfile as sf
 from deepgram import DeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.core.parse_error import ParsingError
@@ -45,6 +51,7 @@ KEY_HINT = "Check DEEPGRAM_API_KEY (or the keychain entry deepgram_api_key)."
 URL_HINT = "Check DUBSTUDIO_DEEPGRAM_BASE_URL and the network connection."
 
 UPLOAD_CHUNK = 256 * 1024  # bytes read from disk per piece of the streamed upload
+ENCODE_BLOCK = 1 << 16  # frames per block when re-encoding the upload to FLAC
 PAUSE_S = 0.4  # without utterances: a silence this long between words ends a line
 MAX_SEGMENT_S = 10.0  # longer lines are split at their best pause (a sentence end first)
 
@@ -167,6 +174,30 @@ class _Monotonic:
         self._progress(fraction)
 
 
+@contextmanager
+def flac_upload(wav_path: Path) -> Iterator[Path]:
+    """A lossless FLAC copy of the WAV to upload: about half its size, so half the upload time and
+    bandwidth (libsndfile encodes a 2-hour 16 kHz track in about a second). It lives in the temporary
+    directory until the block ends. Should encoding fail (not a file libsndfile reads, no room for the
+    copy), the WAV itself is uploaded: Deepgram then judges it."""
+    fd, name = tempfile.mkstemp(prefix="dubstudio-stt-", suffix=".flac")
+    os.close(fd)
+    flac = Path(name)
+    try:
+        upload = flac
+        try:
+            with sf.SoundFile(str(wav_path)) as src, \
+                    sf.SoundFile(name, "w", samplerate=src.samplerate, channels=src.channels, format="FLAC",
+                                 subtype="PCM_16") as dst:
+                for block in src.blocks(blocksize=ENCODE_BLOCK, dtype="int16"):
+                    dst.write(block)
+        except (RuntimeError, ValueError, OSError):  # libsndfile's errors are RuntimeErrors
+            upload = wav_path
+        yield upload
+    finally:
+        flac.unlink(missing_ok=True)
+
+
 def file_chunks(path: Path, chunk_size: int = UPLOAD_CHUNK,
                 progress: Callable[[float], None] | None = None) -> Iterator[bytes]:
     """The file's bytes, one piece at a time (the upload never holds the whole file)."""
@@ -206,10 +237,10 @@ class DeepgramSTT:
         else:
             options["language"] = language
 
-        def once() -> dict[str, Any]:
+        def once(upload: Path) -> dict[str, Any]:
             try:
                 resp = self.client.listen.v1.media.transcribe_file(
-                    request=file_chunks(wav_path, progress=report), **options)
+                    request=file_chunks(upload, progress=report), **options)
             except (ApiError, ParsingError, httpx.HTTPError) as exc:
                 raise vendor_error(exc, doing="transcribing", timeout=self.timeout) from exc
             data = resp.model_dump() if hasattr(resp, "model_dump") else resp
@@ -218,8 +249,9 @@ class DeepgramSTT:
                                   hint="This is usually passing; it is retried.")
             return data
 
-        data = call_with_retries(once, vendor=VENDOR, attempts=self.attempts, base_delay=self._backoff,
-                                 max_delay=self._max_backoff, sleep=self._sleep)
+        with flac_upload(wav_path) as upload:  # encoded once, re-read by every attempt
+            data = call_with_retries(lambda: once(upload), vendor=VENDOR, attempts=self.attempts,
+                                     base_delay=self._backoff, max_delay=self._max_backoff, sleep=self._sleep)
         transcript = to_transcript(data, language, fallback_duration=lambda: _wav_duration(wav_path))
         report(1.0)
         return transcript
@@ -235,8 +267,6 @@ class DeepgramSTT:
 
 
 def _wav_duration(path: Path) -> float:
-    import soundfile as sf
-
     try:
         return float(sf.info(str(path)).duration)
     except Exception:

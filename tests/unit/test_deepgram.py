@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from dubstudio.vendors.deepgram import (
     DeepgramTTS,
     decode_wav,
     environment,
+    flac_upload,
     split_long,
 )
 from tests.fakes.deepgram_server import FakeDeepgram
@@ -120,20 +122,41 @@ def test_without_utterances_words_are_grouped_at_pauses(stt: DeepgramSTT, fake: 
     assert [s.speaker for s in segs] == ["S1", "S2", "S1"]
 
 
-def test_the_audio_is_streamed_from_disk(stt: DeepgramSTT, fake: FakeDeepgram, tmp_path: Path) -> None:
+def test_the_audio_is_streamed_from_disk_as_flac(stt: DeepgramSTT, fake: FakeDeepgram, tmp_path: Path) -> None:
     path = tmp_path / "long.wav"
     t = np.arange(30 * SR) / SR
-    sf.write(path, (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)).astype(np.float32),
-             SR, subtype="PCM_16")
+    tone = 0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)
+    noise = 0.01 * np.random.default_rng(0).standard_normal(len(t))  # a bare tone would fit in one piece
+    sf.write(path, (tone + noise).astype(np.float32), SR, subtype="PCM_16")
     seen: list[float] = []
     transcript = stt.transcribe(path, "auto", progress=seen.append)
 
     request = fake.listen_requests[-1]
     assert request["chunked"] and "content-length" not in request["headers"]  # a generator, not one buffer
-    assert request["bytes"] == path.stat().st_size
+    assert request["magic"] == b"fLaC" and request["bytes"] < 0.7 * path.stat().st_size
     assert request["pieces"] >= 2
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3
     assert len(transcript.segments) >= 5
+    assert not list(Path(tempfile.gettempdir()).glob("dubstudio-stt-*.flac"))  # the copy is gone
+
+
+def test_the_flac_upload_is_lossless(wav: Path) -> None:
+    with flac_upload(wav) as flac:
+        assert flac.suffix == ".flac"
+        decoded, rate = sf.read(flac, dtype="int16")
+    original, _ = sf.read(wav, dtype="int16")
+    assert rate == SR and np.array_equal(decoded, original)
+    assert not flac.exists()
+
+
+def test_a_file_libsndfile_cannot_read_is_uploaded_as_it_is(stt: DeepgramSTT, fake: FakeDeepgram,
+                                                             tmp_path: Path) -> None:
+    path = tmp_path / "noise.wav"
+    path.write_bytes(b"not audio at all" * 100)
+    with pytest.raises(PermanentVendorError, match="400"):
+        stt.transcribe(path, "auto")
+    assert fake.calls["listen"] == 1  # refused by the fake as Deepgram does, not retried
+    assert fake.listen_requests[-1]["magic"] == b"not " and fake.listen_requests[-1]["bytes"] == 1600
 
 
 def test_a_real_recording_gives_timed_lines(stt: DeepgramSTT, fake: FakeDeepgram) -> None:
