@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -95,9 +96,13 @@ async def _job_from_form(request: Request, user: str, svc: Services, session: As
     options = {k: fields[k] for k in ("stt", "translator", "tts") if fields.get(k)}
     bg = ((background.filename or "background", _chunks(background))
           if isinstance(background, StarletteUpload) else None)
-    return await actions.create_job(svc.settings, session, svc.storage, user, file.filename or "upload",
-                                    _chunks(file), fields.get("source_language", "en"), fields["target_languages"],
-                                    options, background=bg)
+    job = await actions.create_job(svc.settings, session, svc.storage, user, file.filename or "upload",
+                                   _chunks(file), fields.get("source_language", "en"), fields["target_languages"],
+                                   options, background=bg)
+    for key in (job.source_path, job.background_path):  # in Supabase mode, workers read inputs from the bucket
+        if key:
+            await asyncio.to_thread(svc.files.publish, key)
+    return job
 
 
 @router.post("/uploads", response_model=UploadsOut, status_code=201, tags=["uploads"])
