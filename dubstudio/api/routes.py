@@ -64,7 +64,7 @@ JOB_FORM = {"type": "object", "required": ["file", "target_languages"], "propert
 
 @router.post("/jobs", response_model=JobOut, status_code=201, tags=["jobs"], openapi_extra={"requestBody": {
     "required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/JobFromUploads"}},
+        "application/json": {"schema": JobFromUploads.model_json_schema()},
         "multipart/form-data": {"schema": JOB_FORM}}}})
 async def create_job(request: Request, user: CurrentUser, svc: ServicesDep, session: SessionDep) -> dict[str, Any]:
     """A job from uploads (JSON: the direct-upload flow, for large files and the web frontend), or with
