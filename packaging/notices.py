@@ -7,7 +7,7 @@ Called by build.spec after the bundle is collected:
 It writes, beside the executable:
   * THIRD-PARTY-NOTICES.txt: every distribution with files in the bundle (name, version, licence as
     declared in its metadata, home page), the native libraries that came from the Python installation
-    or the system rather than from a wheel, and the GPL notes for ffmpeg and espeak-ng;
+    or the system rather than from a wheel, and the GPL notes for ffmpeg, espeak-ng and Rubber Band;
   * licenses/<name>-<version>/: the licence files each distribution ships in its .dist-info.
 
 Also runnable on its own, to see which distributions of the current environment would be listed:
@@ -33,7 +33,7 @@ UNDECLARED = {
 GPL_NOTES = """\
 GPL components
 --------------
-This bundle contains two programs under the GNU General Public License, shipped as separate files:
+This bundle contains three components under the GNU General Public License:
 
 * ffmpeg, the static build distributed by imageio-ffmpeg {imageio_ffmpeg_version}
   (file _internal/imageio_ffmpeg/binaries/{ffmpeg}), {ffmpeg_version}.
@@ -45,11 +45,16 @@ This bundle contains two programs under the GNU General Public License, shipped 
   (files _internal/espeakng_loader/). espeak-ng is GPL-3.0-or-later. Its source code:
   https://github.com/espeak-ng/espeak-ng. dubstudio loads it with ctypes in a helper process.
 
+* the Rubber Band Library (GPL-2.0-or-later), built into the extension module of pylibrb {pylibrb_version}
+  (files _internal/pylibrb/; pylibrb's own bindings declare GPLv2). dubstudio imports it in process to
+  time-stretch speech. Source code: https://breakfastquay.com/rubberband/ and
+  https://github.com/pawel-glomski/pylibrb.
+
 dubstudio itself is GPL-3.0-or-later, so the bundle as a whole is distributed under GPL-3.0-or-later.
 Whoever distributes this bundle must also offer the complete corresponding source code of these GPL
-parts (for ffmpeg, with the libraries built into it; and of dubstudio) under the GPL's terms: ship it
-alongside, or include a written offer valid for three years, or point to the same source at the same
-place for as long as the bundle is offered.
+parts (for ffmpeg, with the libraries built into it; for pylibrb, with Rubber Band; and of dubstudio)
+under the GPL's terms: ship it alongside, or include a written offer valid for three years, or point to
+the same source at the same place for as long as the bundle is offered.
 
 LGPL components (soxr, libsndfile) are shared libraries in their own files under _internal/ and can
 be replaced by the user with compatible builds.
@@ -206,7 +211,8 @@ def render(dists: list[md.Distribution], outside: list[str]) -> str:
     lines += ["", GPL_NOTES.format(ffmpeg=_ffmpeg_name(), ffmpeg_version=_ffmpeg_version(),
                                    imageio_ffmpeg_version=_version("imageio-ffmpeg"),
                                    espeak_version=espeak or "(version not known)",
-                                   espeak_loader_version=_version("espeakng-loader"))]
+                                   espeak_loader_version=_version("espeakng-loader"),
+                                   pylibrb_version=_version("pylibrb"))]
     return "\n".join(lines) + "\n"
 
 

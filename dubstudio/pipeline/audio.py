@@ -29,7 +29,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     if src_rate == dst_rate or samples.size == 0:
         return samples.astype(np.float32, copy=False)
-    import soxr  # librosa's own resampler backend; fast and deterministic
+    import soxr  # fast, high-quality and deterministic; imported only when a rate differs
 
     return soxr.resample(samples, src_rate, dst_rate, quality="HQ").astype(np.float32)
 

@@ -83,10 +83,13 @@ def test_the_bundle_has_its_data_and_notices(frozen: Path) -> None:
     notices = (frozen.parent / "THIRD-PARTY-NOTICES.txt").read_text(encoding="utf-8")
     listed = {re.sub(r"[-_.]+", "-", line.split()[0]).lower() for line in notices.splitlines() if line[:1].isalnum()}
     assert {"nicegui", "numpy", "pocketsphinx", "espeakng-loader", "imageio-ffmpeg", "sqlalchemy", "alembic",
-            "librosa", "openai", "deepgram-sdk"} <= listed
+            "pylibrb", "soxr", "openai", "deepgram-sdk"} <= listed
     assert "GPL" in notices and "ffmpeg" in notices and "espeak-ng" in notices
     assert list((frozen.parent / "licenses").glob("nicegui-*/*"))
     assert not (internal / "tkinter").exists() and not (internal / "_pytest").exists()
+    # The heavy stack librosa brought (LLVM alone was 160 MB) stays out; scipy is a dev-only dependency.
+    heavy = re.compile(r"(librosa|numba|llvmlite|scipy|sklearn|scikit_learn)\b")
+    assert not [p.name for p in internal.iterdir() if heavy.match(p.name)]
 
 
 def test_version(frozen: Path, tmp_path: Path) -> None:

@@ -54,6 +54,20 @@ def test_a_line_too_long_for_its_room_is_stretched_within_the_cap_and_the_rest_i
     assert [p.start_sample for p in placements] == [rate * 1, rate * 3, rate * 8]
 
 
+def test_the_stretch_keeps_the_pitch_gives_the_exact_length_and_is_deterministic() -> None:
+    rate = 48000
+    t = np.arange(2 * rate) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    out = fit._stretch(tone, 1.25, rate)
+    assert out.dtype == np.float32 and out.size == round(tone.size / 1.25)
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(out.size)))
+    assert np.argmax(spectrum) * rate / out.size == pytest.approx(220, abs=2)
+    assert 0.3 < float(np.max(np.abs(out))) < 0.7  # the tone's level, not silence or a burst
+    assert fit._stretch(tone, 1.25, rate).tobytes() == out.tobytes()
+    noise = np.random.default_rng(7).uniform(-0.1, 0.1, 12 * rate + 5).astype(np.float32)  # > 2**19 samples
+    assert fit._stretch(noise, 1.3, rate).size == round(noise.size / 1.3)
+
+
 def test_ducking_ramps_down_around_speech() -> None:
     env = mix._duck_envelope(0, 1000, [(400, 600)], duck=0.2, ramp=100)
     assert env[0] == 1.0 and env[999] == 1.0
