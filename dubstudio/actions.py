@@ -246,9 +246,10 @@ async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, jo
 
 
 async def retry(session: AsyncSession, user_id: str, job_id: str, language: str | None = None) -> Job:
-    """Run a failed job again, or only one of its languages; what was done is reused, nothing paid twice."""
+    """Run a failed or cancelled job again, or only one of its languages; what was done is reused,
+    nothing paid twice."""
     job = await get_job(session, user_id, job_id)
-    if job.status in ("running", "deleted", "cancelled", "queued"):
+    if job.status in ("running", "deleted", "queued"):
         raise Conflict(f"The job is {job.status}.", hint="Retry a job that has stopped.")
     if language is not None:
         _task(job, language)
@@ -312,6 +313,8 @@ def remove_files(svc: Services, job_id: str, upload_ids: list[str]) -> None:
 
 # Regenerate one line: heard within seconds, the language's other deliverables made again behind it.
 
+_previewing: set[str] = set()  # jobs a preview is patching in this process: one at a time, never beside a run
+
 async def regenerate_line(settings: Settings, session: AsyncSession, engines_for: Callable[[dict[str, Any]], Engines],
                           user_id: str, job_id: str, language: str, segment_id: str,
                           translation: str) -> preview.Preview | None:
@@ -325,22 +328,31 @@ async def regenerate_line(settings: Settings, session: AsyncSession, engines_for
     if not text:
         raise BadInput("The line's translation is empty.", hint="Type the line to speak, then regenerate it.")
     job = await get_job(session, user_id, job_id)
-    ready = job.status not in ("queued", "running") and _task(job, language).status == "done"
+    # Read before the edit queues the job: the language is finished and no run can be writing it (a run
+    # starts once the caller enqueues, after this returns; a second click meanwhile finds the job queued).
+    ready = job.status not in ("queued", "running") and _task(job, language).status == "done" \
+        and job_id not in _previewing
     spec = _preview_spec(settings, job, language)
     options = dict(job.options)
-    await edit_lines(settings, session, user_id, job_id, language, {segment_id: text})
-    if not ready:  # nothing finished to patch, or a run may be writing it: the queued run does it all
-        return None
-    calls: list[tuple[str | None, str, float, str, float]] = []
+    if ready:
+        _previewing.add(job_id)
     try:
-        made = await asyncio.to_thread(preview.line, spec, engines_for(options), language, segment_id,
-                                       lambda *call: calls.append(call))
-    except DubError as err:  # the queued run meets it again and reports it
-        log.warning("no preview of line %s of job %s (%s): %s", segment_id, job_id, language, err)
-        made = None
-    except Exception:
-        log.exception("no preview of line %s of job %s (%s)", segment_id, job_id, language)
-        made = None
+        await edit_lines(settings, session, user_id, job_id, language, {segment_id: text})
+        if not ready:  # nothing finished to patch, or it may be being written: the queued run does it all
+            return None
+        calls: list[tuple[str | None, str, float, str, float]] = []
+        try:
+            made = await asyncio.to_thread(preview.line, spec, engines_for(options), language, segment_id,
+                                           lambda *call: calls.append(call))
+        except DubError as err:  # the queued run meets it again and reports it
+            log.warning("no preview of line %s of job %s (%s): %s", segment_id, job_id, language, err)
+            made = None
+        except Exception:
+            log.exception("no preview of line %s of job %s (%s)", segment_id, job_id, language)
+            made = None
+    finally:
+        if ready:
+            _previewing.discard(job_id)
     for lang, engine, units, unit, cost in calls:  # paid for now, cached for the run: recorded as a run does
         session.add(JobEvent(job_id=job_id, language=lang, kind="vendor_call", vendor=engine, units=round(units, 3),
                              unit=unit, cost=cost, message=f"{engine}: {units:.0f} {unit}"))

@@ -1,0 +1,85 @@
+"""Job control through a running server: cancel stops a running job within seconds and retry goes on from
+where it stopped; CORS answers only the configured origins; a server on another interface needs auth."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import JFK
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.server import Server, token, wait_for
+
+pytestmark = pytest.mark.slow
+ORIGIN = "https://app.example.com"
+
+
+@pytest.fixture
+def env(tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
+    env["DUBSTUDIO_CORS_ORIGINS"] = f'["{ORIGIN}"]'
+    return env
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[Server]:
+    s = Server(env).start()
+    yield s
+    s.stop()
+
+
+def test_cancel_stops_a_running_job_and_retry_goes_on(server: Server, env: dict[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {token(env)}"}
+    client = httpx.Client(base_url=server.url, headers=auth, timeout=30)
+    with JFK.open("rb") as f:
+        job = client.post("/api/v1/jobs", files={"file": ("jfk.flac", f, "audio/flac")},
+                          data={"target_languages": "es,fr"}).json()
+    deadline = time.monotonic() + 60
+    while client.get(f"/api/v1/jobs/{job['id']}").json()["status"] != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    r = client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    time.sleep(3)  # the worker notices within a second and stops at its next step
+    events = client.get(f"/api/v1/jobs/{job['id']}/events").json()["events"]
+    after = [e for e in events if e["id"] > next(e["id"] for e in events if e["kind"] == "cancelled")]
+    time.sleep(2)
+    later = client.get(f"/api/v1/jobs/{job['id']}/events").json()["events"]
+    assert len(later) == len(events), "the job went on after it was cancelled"
+    view = client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert view["status"] == "cancelled", view
+    assert all(t["status"] in ("cancelled", "done") for t in view["languages"].values()), view
+    assert not [e for e in after if e["kind"] in ("language_done", "job_done")], after
+    again = client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+
+    assert client.post(f"/api/v1/jobs/{job['id']}/retry").status_code == 200
+    done = wait_for(server, auth, job["id"], "done")
+    assert done["status"] == "done" and all(t["status"] == "done" for t in done["languages"].values()), done
+
+
+def test_cors_answers_only_the_configured_origins(server: Server) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    ok = httpx.options(f"{server.url}/api/v1/jobs", headers={"Origin": ORIGIN, **preflight}, timeout=10)
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN
+    evil = httpx.options(f"{server.url}/api/v1/jobs", headers={"Origin": "https://evil.example", **preflight},
+                         timeout=10)
+    assert "access-control-allow-origin" not in evil.headers
+    simple = httpx.get(f"{server.url}/api/v1/health", headers={"Origin": "https://evil.example"}, timeout=10)
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_another_interface_needs_auth(env: dict[str, str]) -> None:
+    env = {k: v for k, v in env.items() if k != "DUBSTUDIO_API_TOKEN"}
+    out = subprocess.run([sys.executable, "-m", "dubstudio", "serve", "--headless", "--host", "0.0.0.0", "--port",
+                          "1"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: Serving on 0.0.0.0") and "DUBSTUDIO_AUTH=supabase" in out.stderr
+    assert "Traceback" not in out.stderr
