@@ -24,8 +24,10 @@ async def session(svc: Annotated[Services, Depends(services)]) -> AsyncIterator[
 
 async def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
     """The caller's user id (the local user, or the Supabase user's `sub`), their row made on first sight."""
-    # Off the loop: a Supabase key set may be fetched, the local token read from the keychain.
-    caller = await run_in_threadpool(svc.auth.authenticate, request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    # Off the loop only where it may wait (a key set fetched): a thread hop costs more than a check.
+    caller = await run_in_threadpool(svc.auth.authenticate, header) if svc.auth.may_block \
+        else svc.auth.authenticate(header)
     await svc.users.ensure(svc.db.session, caller)
     return caller.user_id
 

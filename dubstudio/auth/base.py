@@ -24,9 +24,10 @@ class Caller:
 
 
 class Authenticator(Protocol):
+    may_block: bool  # True: call `authenticate` off the event loop (it may fetch a key set)
+
     def authenticate(self, authorization_header: str | None) -> Caller:
-        """The caller for a valid `Authorization: Bearer <token>` header; AuthError otherwise. It may
-        block (a key set fetched, the keychain read): call it off the event loop."""
+        """The caller for a valid `Authorization: Bearer <token>` header; AuthError otherwise."""
         ...
 
     def close(self) -> None:

@@ -52,26 +52,31 @@ def api_token(settings: Settings) -> str:
     return token
 
 
-def check_bearer(settings: Settings, header: str | None) -> str:
-    """The user id for a valid `Authorization: Bearer <token>` header, else AuthError."""
+def check_bearer(settings: Settings, header: str | None, expected: str | None = None) -> str:
+    """The user id for a valid `Authorization: Bearer <token>` header, else AuthError. `expected`: the
+    token, when the caller already read it."""
     scheme, _, value = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not value:
         raise AuthError("This route needs an API token.",
                         hint="Send 'Authorization: Bearer <token>'; `dubstudio token` prints it.")
     # Compared as bytes: compare_digest refuses non-ASCII str, and a strange token is just a wrong one.
-    if not hmac.compare_digest(value.strip().encode(), api_token(settings).encode()):
+    if not hmac.compare_digest(value.strip().encode(), (expected or api_token(settings)).encode()):
         raise AuthError("The API token is wrong.", hint="`dubstudio token` prints the right one.")
     return LOCAL_USER_ID
 
 
 class LocalAuth:
-    """The Authenticator of local mode: the local API token stands for the local user."""
+    """The Authenticator of local mode: the local API token stands for the local user. The token is read
+    once (keychain or file), so a request costs one comparison and never blocks."""
+
+    may_block = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._token = api_token(settings)
 
     def authenticate(self, authorization_header: str | None) -> Caller:
-        return Caller(user_id=check_bearer(self.settings, authorization_header))
+        return Caller(user_id=check_bearer(self.settings, authorization_header, self._token))
 
     def close(self) -> None:
         pass

@@ -42,6 +42,8 @@ class SupabaseAuth:
     """Verifies Supabase user JWTs locally. `jwks_url=None` uses the project's standard key set; `""`
     turns asymmetric keys off (HS256 only). At least one of the secret and the key set is needed."""
 
+    may_block = True  # the key set is fetched when a token names a key not seen yet
+
     def __init__(self, url: str, jwt_secret: str | None = None, jwks_url: str | None = None, *,
                  audience: str = "authenticated", issuer: str | None = None, leeway: float = 30.0,
                  jwks_lifetime: float = 600.0, refetch_interval: float = 30.0, timeout: float = 5.0,
