@@ -1,16 +1,20 @@
-"""Settings: environment (DUBSTUDIO_*, plus the vendors' own key variables), a .env file, and the OS
-keychain for API keys, in that order of precedence. Nothing is built at import time: call `Settings()`.
+"""Settings: environment (DUBSTUDIO_*, plus the vendors' own key variables), a .env file, the settings
+saved from the settings page (`settings.json` in the data folder), and the OS keychain for API keys, in
+that order of precedence. Nothing is built at import time: call `Settings()`.
 
 Every field's description is what the README's settings table shows; a test keeps the two in step.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -164,6 +168,9 @@ class Settings(BaseSettings):
                                                  "empty: one is made on first start and kept in the data folder. "
                                                  "Every server of a scale-out set needs the same.")
     open_browser: bool = Field(True, description="Open the UI in the browser when `serve` starts (not headless).")
+    retention_hours: float = Field(0.0, ge=0, description="Finished jobs older than this many hours are deleted "
+                                   "with their files, when `serve` starts and every hour after; 0 keeps them "
+                                   "forever. `dubstudio purge` does the same by hand.")
 
     @classmethod
     def settings_customise_sources(
@@ -174,7 +181,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, dotenv_settings, KeychainSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, SavedSource(settings_cls), KeychainSource(settings_cls)
 
     # Derived locations: one place decides the layout of the data folder.
     @property
@@ -192,3 +199,79 @@ class Settings(BaseSettings):
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else None
+
+
+# --- settings saved from the settings page -----------------------------------------------------------
+
+log = logging.getLogger(__name__)
+SAVED_FILE = "settings.json"
+# What the settings page may save (never a secret: keys go to the keychain; never where the data
+# folder, the database or the queue are: those must be known before this file can be found).
+SAVED_FIELDS = ("stt", "translator", "tts", "premium_voices", "openai_base_url", "openai_model", "voices",
+                "loudness_target", "retention_hours")
+
+
+def env_names(name: str) -> list[str]:
+    """The variables that set a field: its aliases, or DUBSTUDIO_<NAME>."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(a) for a in alias.choices]
+    return [f"DUBSTUDIO_{name.upper()}"]
+
+
+def check_saved(name: str, value: Any) -> Any:
+    """`value` validated as the field `name` takes it (constraints included); ValidationError if not."""
+    field = Settings.model_fields[name]
+    kind: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    return TypeAdapter(kind).validate_python(value)
+
+
+def read_saved(data_dir: Path) -> dict[str, Any]:
+    """The saved settings that are still valid; a broken file or value is skipped (and logged), so a
+    hand-edited file can never stop the app from starting."""
+    path = data_dir / SAVED_FILE
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        log.warning("ignoring %s: it is not readable JSON", path)
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in (raw.items() if isinstance(raw, dict) else ()):
+        if name not in SAVED_FIELDS:
+            continue
+        try:
+            out[name] = check_saved(name, value)
+        except ValidationError:
+            log.warning("ignoring the saved setting %s in %s: not a valid value", name, path)
+    return out
+
+
+def write_saved(data_dir: Path, values: dict[str, Any]) -> Path:
+    """Replace the saved settings with `values` (validated; None drops a setting), atomically."""
+    out = {name: check_saved(name, value) for name, value in values.items() if value is not None}
+    unknown = sorted(set(out) - set(SAVED_FIELDS))
+    if unknown:
+        raise ValueError(f"these settings cannot be saved here: {', '.join(unknown)}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SAVED_FILE
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(out, indent=1, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+class SavedSource(PydanticBaseSettingsSource):
+    """The settings page's `settings.json`, below the environment and .env: a field either of them sets
+    is left to them, whichever of its variable names they use."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        above = self.current_state  # what init, the environment and .env gave
+        data_dir = Path(above.get("data_dir") or default_data_dir())
+        taken = {key.lower() for key in above}
+        return {name: value for name, value in read_saved(data_dir).items()
+                if not ({name, *(n.lower() for n in env_names(name))} & taken)}

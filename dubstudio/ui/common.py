@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nicegui import app, ui
 
+from .. import languages
 from ..services import Services
 
 APP_NAME = "dubstudio"
@@ -26,6 +27,11 @@ STAGE_WORDS = {"ingest": "reading the file", "transcribe": "transcribing", "tran
 def services() -> Services:
     svc: Services = app.state.services
     return svc
+
+
+def language_options() -> dict[str, str]:
+    """Languages by code, sorted by their names."""
+    return dict(sorted(languages.NAMES.items(), key=lambda kv: kv[1]))
 
 
 def percent(value: float) -> str:
@@ -63,8 +69,10 @@ def frame(title: str, *, wide: bool = False) -> Iterator[None]:
     dark = ui.dark_mode(False)
     with ui.header().classes("items-center justify-between px-4"):
         ui.link(APP_NAME, "/").classes("text-xl font-bold text-white no-underline").mark("app-name")
-        ui.switch("Dark mode").bind_value(dark).props('color=white keep-color aria-label="Dark mode"') \
-            .mark("dark-toggle")
+        with ui.row().classes("items-center gap-4"):
+            ui.link("Settings", "/settings").classes("text-white").mark("settings-link")
+            ui.switch("Dark mode").bind_value(dark).props('color=white keep-color aria-label="Dark mode"') \
+                .mark("dark-toggle")
     width = "max-w-6xl" if wide else "max-w-4xl"
     with ui.column().classes(f"w-full {width} mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold break-all").props("role=heading aria-level=1")

@@ -1,13 +1,16 @@
-"""The studio's pages: upload a file, pick languages, press Dub, watch the jobs and play or download results.
+"""The studio's pages: upload a file, pick languages and engines, see the cost estimate, press Dub, watch
+the jobs (retry, cancel, delete) and play or download results.
 
 `register()` declares every page and route inside the function, so NiceGUI's test fixture (which drops
 routes between tests) gets them back each time its main file runs. The UI acts as the desktop's local
 user; it reads the services `build()` puts on `app.state.services`.
 
-Markers for tests: `upload`, `source-language`, `target-languages`, `dub`, `staged-file`, `jobs`,
-`no-jobs`; per job `job job-<id>` (with `job-status status-<status>`, `job-progress`, `job-error`,
-`download-manifest`, and `open-job`: the link to its page, see `job_page`); per language `lang lang-<code>`
-(with `lang-status`, `lang-progress`, `lang-error`, `audio-<code>` and `download-<code>-<wav|m4a|voice|srt>`).
+Markers for tests: `upload`, `source-language`, `target-languages`, `engine-<stt|translator|tts>`,
+`engines-missing`, `estimate`, `dub`, `staged-file`, `jobs`, `no-jobs`; per job `job job-<id>` (with
+`job-status status-<status>`, `job-progress`, `job-error`, `download-manifest`, `open-job`: the link to its
+page, see `job_page`, and `retry-job`, `cancel-job`, `delete-job`; the delete dialog's `confirm-delete` and
+`keep-job`); per language `lang lang-<code>` (with `lang-status`, `lang-progress`, `lang-error`,
+`audio-<code>` and `download-<code>-<wav|m4a|voice|srt>`).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from typing import Any
 from fastapi.responses import FileResponse
 from nicegui import app, events, ui
 
-from .. import actions, languages
+from .. import actions, languages, retention
 from ..auth.local import LOCAL_USER_ID
 from ..errors import DubError, NotFound
 from ..pipeline import ingest
 from ..services import Services
-from . import job_page
+from ..vendors import registry
+from . import engines, job_page, settings_page
 from .common import (
     REFRESH_SECONDS,
     UNEXPECTED,
@@ -39,6 +43,7 @@ from .common import (
     download_name,
     download_url,
     frame,
+    language_options,
     percent,
     services,
     status_text,
@@ -47,13 +52,25 @@ from .common import (
 log = logging.getLogger(__name__)
 
 STAGING_MAX_AGE = 24 * 3600.0  # seconds an upload may wait for the Dub button before it is swept away
+RETENTION_EVERY = 3600.0  # seconds between the server's retention purges (the first at start-up)
+CANCELLABLE = ("queued", "running", "awaiting_input")
+NO_ESTIMATE = "The cost estimate appears once a file is chosen."
 # Artifact kind -> (button text, marker suffix, file extension)
 DOWNLOADS = {"audio_wav": ("WAV", "wav", "wav"), "audio": ("M4A", "m4a", "m4a"),
              "voice_wav": ("Voice only (WAV)", "voice", "wav"), "captions_srt": ("Subtitles (SRT)", "srt", "srt")}
 
 
-def language_options() -> dict[str, str]:
-    return dict(sorted(languages.NAMES.items(), key=lambda kv: kv[1]))
+def money(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 1 else f"${amount:.4f}"
+
+
+def tell(exc: Exception, doing: str) -> None:
+    """A failure in plain words: ours are DubErrors with their fix; anything else is logged, not shown."""
+    if isinstance(exc, DubError):
+        ui.notify(str(exc), type="negative", multi_line=True)
+    else:
+        log.warning("could not %s", doing, exc_info=exc)
+        ui.notify(UNEXPECTED, type="negative")
 
 
 # --- the upload form ---------------------------------------------------------------------------------
@@ -92,10 +109,51 @@ class DubForm:
                                         label="Spoken language", with_input=True) \
                     .classes("min-w-[12rem]").mark("source-language")
                 self.targets = ui.select(language_options(), value=["es"], multiple=True, label="Dub into",
-                                         with_input=True).props("use-chips") \
+                                         with_input=True, on_change=self.show_estimate).props("use-chips") \
                     .classes("min-w-[16rem] grow").mark("target-languages")
+            with ui.row().classes("w-full items-end gap-4"):
+                self.engines = {role: self.engine_select(role, words) for role, words in engines.ROLES.items()}
+            if missing := engines.not_ready(svc.settings):
+                with ui.row().classes("items-center gap-1 text-sm opacity-80").mark("engines-missing"):
+                    ui.label(" ".join(missing))
+                    ui.link("Set them up in Settings.", "/settings")
+            with ui.row().classes("w-full items-center gap-4 no-wrap"):
+                self.estimate = ui.label(NO_ESTIMATE).classes("grow").props('aria-live="polite"').mark("estimate")
                 self.button = ui.button("Dub", icon="record_voice_over", on_click=self.dub).mark("dub")
         ui.context.client.on_delete(self.discard)
+
+    def engine_select(self, role: str, words: str) -> ui.select:
+        """Only engines that can run now; the default where it is one of them (else none is chosen, and
+        Dub says what to set up, as the API would)."""
+        choices = engines.ready(self.svc.settings, role)
+        default = getattr(self.svc.settings, role)
+        return ui.select(choices, value=default if default in choices else None, label=words,
+                         on_change=self.show_estimate).classes("min-w-[14rem] grow").mark(f"engine-{role}")
+
+    def options(self) -> dict[str, str]:
+        """The job's engine choices (what was left unchosen falls back to the settings)."""
+        return {role: select.value for role, select in self.engines.items() if select.value}
+
+    def show_estimate(self) -> None:
+        duration = self.staged.duration if self.staged is not None else None
+        targets = list(self.targets.value or [])
+        if not duration:
+            self.estimate.set_text(NO_ESTIMATE if self.staged is None else "No estimate: the file's length is unknown.")
+            return
+        if not targets:
+            self.estimate.set_text("Choose a language to dub into to see the cost estimate.")
+            return
+        try:
+            guess = actions.estimate(registry.for_job(self.svc.settings, self.options()), duration, targets)
+        except DubError as err:
+            self.estimate.set_text(str(err))
+            return
+        if guess["total"] == 0:
+            self.estimate.set_text(f"Estimated cost: nothing ({duration:.0f} s; every engine chosen is free).")
+            return
+        each = f"{money(guess['per_language'])} per language"
+        self.estimate.set_text(f"Estimated cost: {money(guess['total'])} for {duration:.0f} s in {len(targets)} "
+                               f"language(s) (transcription {money(guess['transcription'])}, {each}).")
 
     def sweep(self) -> None:
         """Forget uploads left behind by pages closed without a Dub (or a stopped app)."""
@@ -113,6 +171,7 @@ class DubForm:
     def clear(self) -> None:
         self.discard()
         self.file_label.set_text("No file chosen yet.")
+        self.show_estimate()
 
     async def received(self, e: events.UploadEventArguments) -> None:
         """Keep the file in a staging folder once it is known to hold audio; the label shows which."""
@@ -138,6 +197,7 @@ class DubForm:
         self.staged = Staged(path, name, info.duration)
         length = f" ({info.duration:.0f} s)" if info.duration else ""
         self.file_label.set_text(f"Ready: {name}{length}")
+        self.show_estimate()
 
     async def dub(self) -> None:
         if self.staged is None:
@@ -152,7 +212,7 @@ class DubForm:
         try:
             async with self.svc.db.session() as s:
                 job = await actions.create_job(self.svc.settings, s, self.svc.storage, LOCAL_USER_ID, staged.name,
-                                               _read_chunks(staged.path), self.source.value, targets)
+                                               _read_chunks(staged.path), self.source.value, targets, self.options())
             self.svc.queue.enqueue(job.id)
         except Exception as exc:
             if self.staged is None:
@@ -170,6 +230,7 @@ class DubForm:
         staged.discard()
         if self.staged is None:
             self.file_label.set_text("No file chosen yet.")
+            self.show_estimate()
         names = ", ".join(languages.NAMES[t] for t in targets)
         ui.notify(f"Queued {staged.name} for {names}.", type="positive")
         await self.on_created()
@@ -231,7 +292,8 @@ class LanguageRow:
 
 
 class JobCard:
-    def __init__(self, view: dict[str, Any]) -> None:
+    def __init__(self, board: JobBoard, view: dict[str, Any]) -> None:
+        self.board = board
         self.id = view["id"]
         self.view: dict[str, Any] | None = None  # the last view without artifacts: what tells of a change
         self.card = ui.card().classes("w-full").mark(f"job job-{self.id}")
@@ -253,6 +315,7 @@ class JobCard:
                     ui.label(status_text(view["status"], view["stage"])) \
                         .mark(f"job-status status-{view['status']}")
                     ui.link("Review and edit", f"/jobs/{view['id']}").mark("open-job")
+                    self.actions(view)
                 with ui.row().classes("w-full items-center gap-2 no-wrap"):
                     ui.linear_progress(view["progress"], show_value=False).classes("grow").mark("job-progress")
                     ui.label(percent(view["progress"])).classes("text-sm w-12 text-right")
@@ -264,6 +327,78 @@ class JobCard:
         for row in self.rows:
             row.update(view)
 
+    def actions(self, view: dict[str, Any]) -> None:
+        """What can be done with the job in its state; each button names the file for a screen reader."""
+        name, status = view["source_filename"], view["status"]
+        if status in ("failed", "cancelled"):
+            ui.button("Retry", icon="replay", on_click=self.retry) \
+                .props(f'flat dense no-caps aria-label="Retry {name}"').mark("retry-job")
+        if status in CANCELLABLE:
+            ui.button("Cancel", icon="stop", on_click=self.cancel) \
+                .props(f'flat dense no-caps aria-label="Cancel {name}"').mark("cancel-job")
+        ui.button("Delete", icon="delete", on_click=self.delete) \
+            .props(f'flat dense no-caps color=negative aria-label="Delete {name}"').mark("delete-job")
+
+    @property
+    def name(self) -> str:
+        return str((self.view or {}).get("source_filename", "the job"))
+
+    # The buttons sit in the card's head, which the board redraws when the job's state changes, maybe
+    # while a handler awaits: so what a handler shows afterwards goes to the page (the board's client).
+
+    async def retry(self) -> None:
+        svc = self.board.svc
+        try:
+            async with svc.db.session() as s:
+                await actions.retry(s, LOCAL_USER_ID, self.id)
+            svc.queue.enqueue(self.id)
+        except Exception as exc:
+            with self.board.client:
+                tell(exc, "retry a job")
+            return
+        with self.board.client:
+            ui.notify(f"Trying {self.name} again…", type="info")
+        await self.board.refresh()
+
+    async def cancel(self) -> None:
+        try:
+            async with self.board.svc.db.session() as s:
+                await actions.cancel(s, LOCAL_USER_ID, self.id)
+        except Exception as exc:
+            with self.board.client:
+                tell(exc, "cancel a job")
+            return
+        with self.board.client:
+            ui.notify(f"Cancelled {self.name}. What it made so far is kept until you delete it.", type="info")
+        await self.board.refresh()
+
+    async def delete(self) -> None:
+        """Asks first: deleting removes every file of the job at once."""
+        with self.board.client, ui.dialog() as dialog, \
+                ui.card().props('role=alertdialog aria-label="Delete the job?"'):
+            ui.label(f"Delete {self.name}?").classes("text-lg font-semibold")
+            ui.label("Its upload, the dubs and every download are removed now. This cannot be undone.")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Keep it", on_click=lambda: dialog.submit(False)).props("flat no-caps autofocus") \
+                    .mark("keep-job")
+                ui.button("Delete", icon="delete", color="negative", on_click=lambda: dialog.submit(True)) \
+                    .props("no-caps").mark("confirm-delete")
+        answer = await dialog
+        dialog.delete()
+        if not answer:
+            return
+        svc = self.board.svc
+        try:
+            async with svc.db.session() as s:
+                await actions.delete(svc, s, LOCAL_USER_ID, self.id)
+        except Exception as exc:
+            with self.board.client:
+                tell(exc, "delete a job")
+            return
+        with self.board.client:
+            ui.notify(f"Deleted {self.name} and its files.", type="positive")
+        await self.board.refresh()
+
 
 def _needs_artifacts(view: dict[str, Any]) -> bool:
     return view["status"] in ("done", "failed") or any(t["status"] == "done" for t in view["languages"].values())
@@ -274,6 +409,7 @@ class JobBoard:
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
+        self.client = ui.context.client
         self.cards: dict[str, JobCard] = {}
         self.empty = ui.label("No jobs yet. Choose a file and press Dub.").mark("no-jobs")
         self.container = ui.column().classes("w-full gap-3").mark("jobs")
@@ -309,7 +445,7 @@ class JobBoard:
             card = self.cards.get(view["id"])
             if card is None:
                 with self.container:
-                    card = self.cards[view["id"]] = JobCard(view)
+                    card = self.cards[view["id"]] = JobCard(self, view)
                 card.card.move(self.container, target_index=index)
             if card.view != _basic(view):
                 card.update(view)
@@ -321,6 +457,9 @@ class JobBoard:
 def register() -> None:
     """Declare the pages and the download route (again, each time the app is built)."""
     job_page.register()
+    settings_page.register()
+    # The retention purge lives with the pages because register() runs once per build of the app.
+    app.timer(RETENTION_EVERY, lambda: retention.sweep(services()))
 
     @ui.page("/")
     async def home() -> None:

@@ -1,16 +1,20 @@
 """The pages through NiceGUI's simulated user. The home page: the form, a real dub of JFK into Spanish
 through the in-process queue consumer, refused files, and the download route. The job page: a finished
-job's progress, waveform, lines, loudness, downloads and line clips; an edited line regenerated."""
+job's progress, waveform, lines, loudness, downloads and line clips; an edited line regenerated. The
+settings page: keys in the keychain (never shown in full), Test keys, defaults saved and used by the next
+job. The home page's engine choice and cost estimate; retry, cancel and delete from the job list."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import soundfile as sf
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
@@ -19,7 +23,7 @@ from nicegui.testing import User
 from tests.conftest import JFK
 from tests.fakes.deepgram_server import FakeDeepgram
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.jobs import Done, dub
+from tests.support.jobs import Done, dub, integrated_lufs
 
 JOB_SECONDS = 90  # the dub itself takes ~10-20 s; generous for a loaded CI machine
 
@@ -122,6 +126,14 @@ async def test_a_failed_language_shows_its_error_in_plain_words(fake_openai: Fak
     error = user.find(marker="lang-error").elements.pop()
     assert isinstance(error, ui.label) and error.text and "Traceback" not in error.text
     await user.should_not_see(kind=ui.audio)
+    await user.should_not_see(marker="cancel-job")
+
+    fake_openai.fail_next.clear()  # the key is fixed: Retry in the history makes the job again
+    user.find(marker="retry-job").click()
+    await user.should_see("Trying jfk-11s.flac again…", retries=20)
+    await user.should_see(marker="status-done", retries=JOB_SECONDS * 10)
+    await user.should_see(marker="audio-es", retries=20)
+    await user.should_not_see(marker="retry-job")
 
 
 # --- the job page ------------------------------------------------------------------------------------
@@ -287,3 +299,244 @@ def test_stages_and_fit_in_words() -> None:
     assert fit_summary({**row, "stretch": 1.1, "rate": 1.1})[:2] == ("sped up ×1.21", "warning")
     assert fit_summary({**row, "overflow": 0.4})[:2] == ("overflow 0.40 s", "negative")
     assert fit_summary({})[0] == "not made yet"
+
+
+# --- the settings page, the estimate, engine choice and the job history -----------------------------
+
+@pytest.fixture
+def keychain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A file keychain (keyrings.alt) in the test's folder, for this process and the job processes it
+    starts (they find it through the same variables)."""
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    before = keyring.get_keyring()
+    kr = PlaintextKeyring()
+    keyring.set_keyring(kr)
+    yield kr
+    keyring.set_keyring(before)
+
+
+def everything_on_the_page(user: User) -> str:
+    """Every element's text, value and props as the browser would get them."""
+    assert user.client is not None
+    return json.dumps([e._to_dict() for e in user.client.elements.values()], default=str)
+
+
+def choose(user: User, marker: str, value: Any) -> None:
+    """Set a select (or switch, number) as a person would by picking, which fires its change handlers."""
+    with user:
+        only(user, marker).value = value
+
+
+async def save_key(user: User, vendor: str, key: str) -> None:
+    user.notify.messages.clear()  # the notice of an earlier save must not count
+    user.find(marker=f"key-input-{vendor}").type(key)
+    user.find(marker=f"key-save-{vendor}").click()
+    await user.should_see("key is saved in the keychain", retries=50)
+
+
+async def run_key_test(user: User) -> tuple[list[str], list[str]]:
+    """Press Test keys and wait for its answer: the words of the checks that passed and that failed."""
+    user.find(marker="test-keys").click()
+    await user.should_see("Testing the keys…", retries=20)
+    await user.should_not_see("Testing the keys…", retries=600)
+
+    def words(marker: str) -> list[str]:
+        return [" ".join(str(getattr(e, "text", "")) for e in row.descendants())
+                for row in user.find(marker="checks").elements.pop().descendants() if marker in row._markers]
+
+    return words("check-ok"), words("check-fail")
+
+
+async def test_keys_go_to_the_keychain_and_are_never_shown_in_full(keychain: Any, user: User) -> None:
+    key = "dg-0123456789abcdef"
+    await user.open("/")
+    user.find(marker="settings-link").click()
+    await user.should_see("Engine keys")
+    assert only(user, "key-status-deepgram").text == "not set, no key yet"
+    user.find(marker="key-save-deepgram").click()
+    await user.should_see("Type the Deepgram key first.")
+
+    await save_key(user, "deepgram", key)
+    await user.should_see("The Deepgram key is saved in the keychain.")
+    assert keychain.get_password("dubstudio", "deepgram_api_key") == key
+    await user.should_see("•••• cdef, from the keychain (dubstudio/deepgram_api_key)", retries=20)
+    assert only(user, "key-input-deepgram").value == ""
+    assert key not in everything_on_the_page(user)
+
+    # The running server has it at once: the home page offers Deepgram now
+    await user.open("/")
+    assert set(only(user, "engine-stt").options) == {"offline", "deepgram"}
+    assert set(only(user, "engine-tts").options) == {"offline", "deepgram"}
+    assert "Deepgram" not in only(user, "engines-missing").default_slot.children[0].text
+
+    await user.open("/settings")
+    await user.should_see(marker="key-remove-deepgram", retries=20)
+    user.find(marker="key-remove-deepgram").click()
+    await user.should_see("The Deepgram key is removed from the keychain.", retries=50)
+    assert keychain.get_password("dubstudio", "deepgram_api_key") is None
+    await user.should_see("not set, no key yet", retries=20)
+
+
+async def test_test_keys_says_which_key_works(keychain: Any, fake_deepgram_server: tuple[FakeDeepgram, str],
+                                             fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch,
+                                             isolated_env: Path, user: User) -> None:
+    fake, url = fake_deepgram_server
+    fake.reset()
+    monkeypatch.setenv("DUBSTUDIO_DEEPGRAM_BASE_URL", url)  # the key itself comes from the keychain
+    bad, good = "wrong-key-0000000000", "dg-test-key"
+    await user.open("/settings")
+    await user.should_see("Engine keys")
+    choose(user, "default-stt", "deepgram")
+    await user.should_see("Needs a key.")
+    user.find(marker="save-settings").click()
+    await user.should_see("Saved. The next job uses these settings.", retries=50)
+    assert json.loads((isolated_env / "settings.json").read_text()) == {"stt": "deepgram"}
+
+    await save_key(user, "deepgram", bad)
+    passed, failed = await run_key_test(user)
+    assert len(passed) == 2 and len(failed) == 1, (passed, failed)  # the translator and the offline voices work
+    assert "Speech to text: Deepgram (key from the keychain" in failed[0]
+    assert "refused the key" in failed[0] and "DEEPGRAM_API_KEY" in failed[0] and "Traceback" not in failed[0]
+
+    await save_key(user, "deepgram", good)
+    passed, failed = await run_key_test(user)
+    assert len(passed) == 3 and not failed, (passed, failed)
+    assert "key works" in passed[0]
+    page = everything_on_the_page(user)
+    assert good not in page and bad not in page and "sk-test" not in page
+
+
+async def test_saved_settings_are_used_by_the_next_job(fake_openai: FakeOpenAI, isolated_env: Path,
+                                                       user: User) -> None:
+    from dubstudio.config import Settings
+
+    await user.open("/settings")
+    await user.should_see("Sound and storage")
+    # The environment decides the translator's server here: the page says so and keeps its hands off
+    assert "OPENAI_BASE_URL" in only(user, "locked-openai_base_url").text
+    assert not only(user, "openai-base-url").enabled
+    choose(user, "loudness-target", -40)
+    user.find(marker="save-settings").click()
+    await user.should_see("Loudness target: input should be greater than or equal to -31.", retries=20)
+    assert not (isolated_env / "settings.json").exists()
+
+    choose(user, "loudness-target", -23)
+    choose(user, "retention-hours", 72)
+    user.find(marker="add-voice").click()
+    rows = user.find(marker="voice-name").elements
+    assert len(rows) == 1
+    user.find(marker="voice-name").type("es+f3")
+    user.find(marker="save-settings").click()
+    await user.should_see("Saved. The next job uses these settings.", retries=50)
+    saved = json.loads((isolated_env / "settings.json").read_text())
+    assert saved == {"loudness_target": -23.0, "retention_hours": 72.0, "voices": {"es": {"S1": "es+f3"}}}
+    fresh = Settings()  # what the next start (and each job's process) reads
+    assert fresh.loudness_target == -23.0 and fresh.retention_hours == 72.0 and fresh.openai_base_url
+
+    await user.open("/settings")  # shown again as saved
+    assert only(user, "loudness-target").value == -23.0
+    assert only(user, "voice-name").value == "es+f3"
+
+    await user.open("/")
+    await upload(user, "jfk-11s.flac", "audio/flac", JFK.read_bytes())
+    await user.should_see("Ready: jfk-11s.flac", retries=50)
+    user.find(marker="dub").click()
+    await user.should_see(marker="status-done", retries=JOB_SECONDS * 10)
+    job_dir = next((isolated_env / "storage" / "jobs").iterdir())
+    manifest = json.loads((job_dir / "manifest.json").read_text())
+    assert manifest["languages"]["es"]["loudness"]["target_lufs"] == -23.0
+    assert abs(integrated_lufs(job_dir / "es" / "dub.wav") + 23.0) <= 1.0
+
+
+async def test_the_estimate_follows_the_file_languages_and_engines(fake_deepgram: FakeDeepgram,
+                                                                  fake_openai: FakeOpenAI, user: User) -> None:
+    from dubstudio import actions
+    from dubstudio.config import Settings
+    from dubstudio.pipeline.media import probe
+    from dubstudio.vendors import registry
+
+    await user.open("/")
+    await user.should_see("The cost estimate appears once a file is chosen.")
+    stt, tts, translator = only(user, "engine-stt"), only(user, "engine-tts"), only(user, "engine-translator")
+    assert (stt.value, tts.value, translator.value) == ("deepgram", "deepgram", "openai")  # the settings' defaults
+    assert set(stt.options) == {"offline", "deepgram"} and set(tts.options) == {"offline", "deepgram"}
+    assert "ElevenLabs needs the premium voices switched on." in only(user, "engines-missing").default_slot \
+        .children[0].text
+
+    await upload(user, "jfk-11s.flac", "audio/flac", JFK.read_bytes())
+    await user.should_see("Ready: jfk-11s.flac", retries=50)
+    duration = probe(JFK).duration
+    assert duration
+
+    def expected(options: dict[str, str], targets: list[str]) -> float:
+        return float(actions.estimate(registry.for_job(Settings(), options), duration, targets)["total"])
+
+    cloud = expected({}, ["es"])
+    assert cloud > 0
+    await user.should_see(f"Estimated cost: ${cloud:.4f} for 11 s in 1 language(s)")
+    choose(user, "target-languages", ["es", "fr"])
+    await user.should_see(f"Estimated cost: ${expected({}, ['es', 'fr']):.4f} for 11 s in 2 language(s)")
+    choose(user, "engine-stt", "offline")
+    choose(user, "engine-tts", "offline")
+    cheaper = expected({"stt": "offline", "tts": "offline"}, ["es", "fr"])
+    assert 0 < cheaper < cloud
+    await user.should_see(f"Estimated cost: ${cheaper:.4f}")
+    choose(user, "engine-translator", "manual")
+    await user.should_see("Estimated cost: nothing (11 s; every engine chosen is free).")
+
+
+async def stored_job(job_id: str) -> Any:
+    from dubstudio import actions
+    from dubstudio.config import Settings
+    from dubstudio.runtime import Database
+
+    db = Database.connect(Settings())
+    try:
+        async with db.session() as s:
+            return await actions.get_job(s, "local", job_id)
+    finally:
+        await db.close()
+
+
+async def test_cancel_and_delete_a_job_from_the_history(isolated_env: Path, user: User) -> None:
+    await user.open("/")
+    translator = only(user, "engine-translator")
+    assert set(translator.options) == {"manual"} and translator.value is None  # nothing set up: no silent choice
+    choose(user, "engine-translator", "manual")  # lines typed by hand: the job waits for them
+    await upload(user, "jfk-11s.flac", "audio/flac", JFK.read_bytes())
+    await user.should_see("Ready: jfk-11s.flac", retries=50)
+    user.find(marker="dub").click()
+    await user.should_see(marker="cancel-job", retries=50)
+    folder = next((isolated_env / "storage" / "jobs").iterdir())
+    job_id = folder.name
+    assert (await stored_job(job_id)).options == {"stt": "offline", "translator": "manual", "tts": "offline"}
+
+    user.find(marker="cancel-job").click()
+    await user.should_see("Cancelled jfk-11s.flac.", retries=50)
+    await user.should_see(marker="status-cancelled", retries=50)
+    await user.should_not_see(marker="cancel-job")
+    await user.should_see(marker="retry-job")  # a cancelled job may go on later
+
+    user.find(marker="delete-job").click()
+    await user.should_see("Delete jfk-11s.flac?")
+    user.find(marker="keep-job").click()
+    await user.should_not_see("Delete jfk-11s.flac?")
+    await user.should_see(marker=f"job-{job_id}")
+    assert folder.exists()
+
+    user.find(marker="delete-job").click()
+    await user.should_see("Delete jfk-11s.flac?")
+    user.find(marker="confirm-delete").click()
+    await user.should_see("Deleted jfk-11s.flac and its files.", retries=50)
+    await user.should_not_see(marker=f"job-{job_id}", retries=50)
+    await user.should_see("No jobs yet")
+    for _ in range(50):  # a job process that was stopping removes what it wrote last
+        if not folder.exists():
+            break
+        await asyncio.sleep(0.1)
+    assert not folder.exists()
+    assert (await stored_job(job_id)).status == "deleted"

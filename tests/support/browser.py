@@ -16,7 +16,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,1000", "--lang=en-US"]
+         "--disable-dev-shm-usage", "--window-size=1280,800", "--lang=en-US"]
 T = TypeVar("T")
 
 
@@ -59,7 +59,7 @@ def wait(driver: Any, condition: Callable[[Any], T], timeout: float = 30, what: 
     """Selenium's wait, with a message telling what did not happen."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    result: T = WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, what or None)
+    result: T = WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, what)
     return result
 
 
