@@ -62,7 +62,7 @@ class FakeDeepgram:
     language: str = "en"  # what detect_language "hears"
     include_utterances: bool = True  # False: answer without results.utterances even when asked
     ms_per_char: float = 70.0
-    latency: float = 0.0  # seconds every answer waits (lets concurrent calls overlap)
+    latency: float = 0.0  # seconds every answer waits (lets concurrent calls overlap), its making included
     slow_seconds: float = 1.0
     retry_after: str = "1"
     fail_next: list[Any] = field(default_factory=list)
@@ -126,10 +126,12 @@ class FakeDeepgram:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             fault = self._next_fault()
-            # The audio is analysed while the latency elapses, in a thread: `latency` stands for the vendor's
-            # time to answer, and the fake's own work (hours of audio) should not come on top of it.
-            analysis = asyncio.ensure_future(asyncio.to_thread(self._analyse, body, query)) \
+            # The answer is made in a thread while the latency elapses: `latency` stands for the vendor's time
+            # to answer, and the fake's own work (hours of audio heard, seconds spoken) should not add to it.
+            heard = asyncio.ensure_future(asyncio.to_thread(self._analyse, body, query)) \
                 if endpoint == "listen" else None
+            spoken = asyncio.ensure_future(asyncio.to_thread(self._speech, body, query)) \
+                if endpoint == "speak" else None
             if fault == "slow":
                 await asyncio.sleep(self.slow_seconds)
                 fault = None
@@ -140,16 +142,16 @@ class FakeDeepgram:
                 return
             if fault is not None and await self._status_fault(send, fault):
                 return
-            if endpoint == "projects":
-                await _json(send, 200, {"projects": [{"project_id": "fake-project", "name": "Fake project"}]})
-            elif analysis is not None:
+            if heard is not None:
                 self.listen_requests.append({"query": query, "headers": headers, "bytes": len(body),
                                              "pieces": pieces, "magic": body[:4],
                                              "chunked": headers.get("transfer-encoding") == "chunked"})
-                await self._listen(send, analysis, fault)
-            else:
+                await self._listen(send, heard, fault)
+            elif spoken is not None:
                 self.speak_requests.append({"query": query, "body": body})
-                await self._speak(send, body, query, fault)
+                await self._speak(send, spoken, fault)
+            else:
+                await _json(send, 200, {"projects": [{"project_id": "fake-project", "name": "Fake project"}]})
         except _Dropped:
             return  # leave the answer incomplete: the server closes the connection
         finally:
@@ -177,7 +179,7 @@ class FakeDeepgram:
 
     # ------------------------------------------------------------------------------------- listen
 
-    async def _listen(self, send: Send, analysis: Awaitable[dict[str, Any] | ValueError], fault: Any) -> None:
+    async def _listen(self, send: Send, analysis: asyncio.Future[dict[str, Any] | ValueError], fault: Any) -> None:
         if fault == "drop":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
@@ -256,7 +258,8 @@ class FakeDeepgram:
 
     # -------------------------------------------------------------------------------------- speak
 
-    async def _speak(self, send: Send, body: bytes, query: dict[str, str], fault: Any) -> None:
+    def _speech(self, body: bytes, query: dict[str, str]) -> tuple[bytes, bytes] | str:
+        """(audio, content type) for a /v1/speak request, or what is wrong with the request."""
         try:
             text = str(json.loads(body or b"{}").get("text") or "")
         except ValueError:
@@ -270,13 +273,18 @@ class FakeDeepgram:
                    "this fake speaks linear16 only" if encoding != "linear16" else
                    "speed must be within 0.7 and 1.5" if not 0.7 <= speed <= 1.5 else "")
         if problem:
-            await _json(send, 400, _err("INVALID_QUERY", f"Invalid request: {problem}."))
-            return
+            return problem
         pcm = self.speech_pcm(text, model, rate, speed)
-        audio = _wav(pcm, rate) if container == "wav" else pcm
+        return (_wav(pcm, rate), b"audio/wav") if container == "wav" else (pcm, b"audio/l16")
+
+    async def _speak(self, send: Send, speech: asyncio.Future[tuple[bytes, bytes] | str], fault: Any) -> None:
+        made = await speech
+        if isinstance(made, str):
+            await _json(send, 400, _err("INVALID_QUERY", f"Invalid request: {made}."))
+            return
+        audio, content_type = made
         if fault == "malformed":  # a WAV cut short: its header still declares the full length
             audio = audio[:len(audio) // 2]
-        content_type = b"audio/wav" if container == "wav" else b"audio/l16"
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type), (b"dg-request-id", str(uuid.uuid4()).encode())]})
         step = 8192
