@@ -156,8 +156,8 @@ def _ffmpeg_version() -> str:
 
         out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True,
                              text=True, timeout=30).stdout
-        first = out.splitlines()[0]  # "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright ..."
-        return first.split(" Copyright")[0]
+        first = out.splitlines()[0]  # "ffmpeg version 7.0.2-static https://johnvansickle.com/ffmpeg/  Copyright ..."
+        return first.split(" Copyright")[0].strip()
     except Exception:
         return "version not known"
 
