@@ -12,7 +12,7 @@ import threading
 from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app
 
-from . import modes
+from . import modes, retention
 from .api import errors as api_errors
 from .api.routes import router
 from .config import Settings
@@ -22,6 +22,7 @@ from .tasks import Queue, requeue
 from .ui import pages
 
 log = logging.getLogger(__name__)
+RETENTION_EVERY = 3600.0  # seconds between the server's retention purges
 
 
 def build(settings: Settings, *, consumer: bool = True, studio: bool = True) -> None:
@@ -45,6 +46,7 @@ def build(settings: Settings, *, consumer: bool = True, studio: bool = True) -> 
     app.include_router(router)
     if studio:
         pages.register()
+    app.timer(RETENTION_EVERY, lambda: retention.sweep(svc))  # the first at start-up, then hourly
     state: dict[str, object] = {}
     stopping = threading.Event()
 

@@ -29,7 +29,7 @@ from typing import Any
 from fastapi.responses import FileResponse
 from nicegui import app, events, ui
 
-from .. import actions, languages, retention
+from .. import actions, languages
 from ..auth.local import LOCAL_USER_ID
 from ..errors import DubError, NotFound
 from ..pipeline import ingest
@@ -52,7 +52,6 @@ from .common import (
 log = logging.getLogger(__name__)
 
 STAGING_MAX_AGE = 24 * 3600.0  # seconds an upload may wait for the Dub button before it is swept away
-RETENTION_EVERY = 3600.0  # seconds between the server's retention purges (the first at start-up)
 CANCELLABLE = ("queued", "running", "awaiting_input")
 NO_ESTIMATE = "The cost estimate appears once a file is chosen."
 # Artifact kind -> (button text, marker suffix, file extension)
@@ -458,8 +457,6 @@ def register() -> None:
     """Declare the pages and the download route (again, each time the app is built)."""
     job_page.register()
     settings_page.register()
-    # The retention purge lives with the pages because register() runs once per build of the app.
-    app.timer(RETENTION_EVERY, lambda: retention.sweep(services()))
 
     @ui.page("/")
     async def home() -> None:
