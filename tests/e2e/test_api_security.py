@@ -209,12 +209,12 @@ def test_upload_urls_are_bound_to_their_upload(desk: tuple[Server, dict[str, str
     assert pending.status_code in (409, 422), pending.text  # the source is a `source` upload, not a voice
 
 
-def test_schemathesis_finds_no_server_errors(desk: tuple[Server, dict[str, str]]) -> None:
+def test_schemathesis_finds_no_server_errors(desk: tuple[Server, dict[str, str]], tmp_path: Path) -> None:
     server, env = desk
     st = Path(sys.executable).with_name("st")
     out = subprocess.run([str(st), "run", f"{server.url}/openapi.json", "-H", f"Authorization: Bearer {token(env)}",
                           "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                           "response_schema_conformance", "--max-examples", "15", "--seed", "1",
                           "--request-timeout", "30"],
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=900, cwd=tmp_path)  # its reports go there
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
