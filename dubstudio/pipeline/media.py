@@ -1,7 +1,7 @@
 """The only caller of ffmpeg (the binary bundled by imageio-ffmpeg; there is no ffprobe).
 
 Every call is one process over the whole file, never one per segment: ffmpeg streams, so memory stays
-flat whatever the length.
+flat whatever the length. The one exception, `master_pcm`, masters the few seconds around an edited line.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ..errors import NotMedia
+import numpy as np
+
+from ..errors import DubError, NotMedia
 
 
 @cache
@@ -87,17 +89,45 @@ def _summary(stderr: str) -> tuple[float, float]:
             float(p[1]) if p and p[1] != "-inf" else float("-inf"))
 
 
+LIMITER_ATTACK_MS, LIMITER_RELEASE_MS = 5.0, 60.0  # how far ahead the limiter looks, how long it takes to let go
+
+
+def limit_value(limit_db: float) -> float:
+    """The limiter's threshold as ffmpeg reads it (linear, as written in the filter graph)."""
+    return float(f"{10 ** (limit_db / 20):.5f}")
+
+
+def _gain_and_limiter(gain_db: float, limit_db: float) -> str:
+    return (f"volume={gain_db:.3f}dB,alimiter=limit={limit_value(limit_db):.5f}:attack={LIMITER_ATTACK_MS:g}:"
+            f"release={LIMITER_RELEASE_MS:g}:level=0:latency=1")
+
+
 def master(mix: Path, gain_db: float, limit_db: float, wav: Path, m4a: Path,
            bitrate: str = "192k") -> tuple[float, float]:
     """One pass over the mix: gain, a look-ahead peak limiter, the 24-bit WAV master and the AAC file,
     and a BS.1770 measurement of what was written. Returns (integrated LUFS, true peak dBTP)."""
-    graph = (f"[0:a]volume={gain_db:.3f}dB,alimiter=limit={10 ** (limit_db / 20):.5f}:attack=5:release=60:"
-             "level=0:latency=1,asplit=3[w][m][e];[e]ebur128=peak=true:framelog=quiet[eo]")
+    graph = (f"[0:a]{_gain_and_limiter(gain_db, limit_db)},asplit=3[w][m][e];"
+             "[e]ebur128=peak=true:framelog=quiet[eo]")
     proc = _run(["-y", "-loglevel", "info", "-i", str(mix), "-filter_complex", graph,
                  "-map", "[w]", "-c:a", "pcm_s24le", *BITEXACT, str(wav),
                  "-map", "[m]", "-c:a", "aac", "-b:a", bitrate, *BITEXACT, "-movflags", "+faststart", str(m4a),
                  "-map", "[eo]", "-f", "null", "-"], f"master {wav.name}")
     return _summary(proc.stderr.decode(errors="replace"))
+
+
+def master_pcm(mix: np.ndarray, sample_rate: int, gain_db: float, limit_db: float) -> bytes:
+    """`master`'s gain and limiter over mono float samples, the limiter starting at rest: the 24-bit
+    little-endian PCM that `master` writes into the WAV for the same samples (same filters, formats
+    and conversions), one small process for a stretch of a few seconds."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+                           "-f", "f32le", "-ar", str(sample_rate), "-ch_layout", "mono", "-i", "pipe:0",
+                           "-filter_complex", f"[0:a]{_gain_and_limiter(gain_db, limit_db)}[w]", "-map", "[w]",
+                           "-c:a", "pcm_s24le", "-f", "s24le", "pipe:1"],
+                          input=np.ascontiguousarray(mix, dtype="<f4").tobytes(), capture_output=True)
+    if proc.returncode != 0 or len(proc.stdout) != 3 * mix.size:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise DubError(f"ffmpeg could not master a stretch of the mix: {' / '.join(tail) or 'short output'}.")
+    return proc.stdout
 
 
 def video_container(source: Path) -> str:

@@ -35,6 +35,8 @@ WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 
 STAGES = list(WEIGHTS)
 EDITS = "edits.json"  # in a language's folder: {segment id: translation} typed by a person
 SOURCE_EDITS = "source_edits.json"  # in the job's folder: {segment id: source text} corrected by a person
+MASTER = "master.json"  # in a language's folder: what its last full master was made from, and its gain and limit
+PREVIEW = "preview.json"  # in a language's folder: a line patched into the master since (preview.py)
 
 
 def overall(stage: str, fraction: float) -> float:
@@ -103,22 +105,22 @@ def _cached(spec: JobSpec, kind: str, key: str, make: Any) -> Any:
         return make()
     path = spec.cache_dir / kind / f"{key}.json"
     if path.exists():
-        return _read_json(path)
+        return read_json(path)
     value = make()
-    _write_json(path, value)
+    write_json(path, value)
     return value
 
 
-def _clip_dir(spec: JobSpec, lang: str) -> Path:
+def clips_folder(spec: JobSpec, lang: str) -> Path:
     """Clips are named by their content, so one folder can serve every job."""
     return spec.cache_dir / "clips" if spec.cache_dir else spec.workdir / lang / "clips"
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -147,13 +149,13 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     reused = marks.done("ingest", k_ingest)
     if not reused:
         reporter.stage(None, "ingest", 0.0)
-        _write_json(wd / "work" / "ingest.json", ingest.run(spec.source, wd, spec.sample_rate, spec.background))
+        write_json(wd / "work" / "ingest.json", ingest.run(spec.source, wd, spec.sample_rate, spec.background))
         marks.mark("ingest", k_ingest)
-    inputs = _read_json(wd / "work" / "ingest.json")
+    inputs = read_json(wd / "work" / "ingest.json")
     reporter.stage(None, "ingest", 1.0)
     reporter.stage_done(None, "ingest", ["work/source.wav", "work/stt.wav"], reused)
 
-    k_stt = _key(k_ingest, engines.stt.name, spec.source_language)
+    k_stt = _stt_key(k_ingest, engines, spec)
     reused = marks.done("transcribe", k_stt)
     if not reused:
         reporter.stage(None, "transcribe", 0.0)
@@ -161,12 +163,12 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
                                            spec.source_language),
                          lambda: engines.stt.transcribe(wd / "work" / "stt.wav", spec.source_language,
                                                         lambda f: reporter.stage(None, "transcribe", f)).to_dict())
-        _write_json(wd / "transcript.json", answer)
+        write_json(wd / "transcript.json", answer)
         marks.mark("transcribe", k_stt)
-    transcript = Transcript.from_dict(_read_json(wd / "transcript.json"))
-    source_edits = _read_json(wd / SOURCE_EDITS) if (wd / SOURCE_EDITS).exists() else {}
+    transcript = Transcript.from_dict(read_json(wd / "transcript.json"))
+    source_edits = read_json(wd / SOURCE_EDITS) if (wd / SOURCE_EDITS).exists() else {}
     _apply_source_edits(transcript, source_edits, engines, wd / "work" / "stt.wav")
-    k_stt = _key(k_stt, source_edits)  # corrected lines are translated and spoken again
+    k_stt = _key(k_stt, source_edits)  # corrected lines are translated and spoken again (see output_key)
     reporter.stage(None, "transcribe", 1.0)
     reporter.stage_done(None, "transcribe", ["transcript.json"], reused)
     if not transcript.segments:
@@ -238,7 +240,7 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
                        hint="Remove it from the target languages.")
     duration = shared.inputs["duration"]
     tr_path = ld / "translation.json"
-    k_tr = _key(shared.key, engines.translator.name, lang)
+    k_tr = _translate_key(shared.key, engines, lang)
     reused = marks.done(f"translate.{lang}", k_tr)
     if not reused:
         reporter.stage(lang, "translate", 0.0)
@@ -246,11 +248,9 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
         translated = {} if engines.translator.name == "manual" else _cached(
             spec, "translate", _key(texts, engines.translator.name, transcript.language, lang),
             lambda: translate.run(engines.translator, segments, transcript.language, lang, duration))
-        _write_json(tr_path, translated)
+        write_json(tr_path, translated)
         marks.mark(f"translate.{lang}", k_tr)
-    # Lines edited by hand (or typed for the manual translator) win over the engine's.
-    edits = _read_json(ld / EDITS) if (ld / EDITS).exists() else {}
-    translations: dict[str, str] = {**_read_json(tr_path), **{k: v for k, v in edits.items() if v.strip()}}
+    translations, edits = translations_of(ld)
     missing = [seg.id for seg in segments if not translations.get(seg.id, "").strip()]
     if engines.translator.name == "manual" and missing:
         raise AwaitingTranslation(f"{len(missing)} of {len(segments)} {NAMES.get(lang, lang)} lines wait for a "
@@ -260,30 +260,67 @@ def _language(spec: JobSpec, engines: Engines, reporter: Reporter, marks: _Marke
     reporter.stage_done(lang, "translate", [f"{lang}/translation.json"], reused)
 
     voices = synthesize.assign_voices(segments, engines.tts, lang, spec.voices.get(lang))
-    k_out = _key(k_tr, translations, engines.tts.name, voices, spec.sample_rate, spec.duck_db,
-                 spec.duck_ramp_ms, spec.max_stretch, spec.loudness_target, spec.background is not None)
+    k_out = _output_key(spec, engines, k_tr, translations, voices)
     result = ld / "result.json"
     if marks.done(f"deliver.{lang}", k_out) and result.exists():
         reporter.stage_done(lang, "deliver", [f"{lang}/result.json"], True)
-        return dict(_read_json(result))
+        return dict(read_json(result))
 
+    (ld / MASTER).unlink(missing_ok=True)  # the master is about to be remade: no preview may patch it meanwhile
     reporter.stage(lang, "synthesize", 0.0)
     lines = synthesize.run(engines.tts, engines.translator, segments, translations, transcript.language, lang,
-                           duration, _clip_dir(spec, lang), spec.sample_rate, spec.max_stretch, voices,
+                           duration, clips_folder(spec, lang), spec.sample_rate, spec.max_stretch, voices,
                            lambda f: reporter.stage(lang, "synthesize", f), typed=frozenset(edits))
     synthesize.save(ld / "lines.json", lines)
     reporter.stage_done(lang, "synthesize", [f"{lang}/lines.json"], False)
 
     with local_work:
-        return _finish_language(spec, reporter, marks, shared, lang, segments, lines, k_out, result)
+        return _finish_language(spec, reporter, marks, shared, lang, segments, lines, k_out, translations,
+                                result)
+
+
+def _stt_key(k_ingest: str, engines: Engines, spec: JobSpec) -> str:
+    return _key(k_ingest, engines.stt.name, spec.source_language)
+
+
+def _translate_key(shared_key: str, engines: Engines, lang: str) -> str:
+    return _key(shared_key, engines.translator.name, lang)
+
+
+def _output_key(spec: JobSpec, engines: Engines, k_tr: str, translations: dict[str, str],
+                voices: dict[str, str]) -> str:
+    return _key(k_tr, translations, engines.tts.name, voices, spec.sample_rate, spec.duck_db, spec.duck_ramp_ms,
+                spec.max_stretch, spec.loudness_target, spec.background is not None)
+
+
+def output_key(spec: JobSpec, engines: Engines, lang: str, translations: dict[str, str],
+               voices: dict[str, str]) -> str | None:
+    """The key a run would give `lang`'s deliverables for these translations, from the stage markers and
+    the corrected source lines (None before the source was ingested): equal to a language's last
+    `MASTER` key when nothing but these translations changed since."""
+    ingest = spec.workdir / "stages" / "ingest.key"
+    if not ingest.exists():
+        return None
+    wd = spec.workdir
+    source_edits = read_json(wd / SOURCE_EDITS) if (wd / SOURCE_EDITS).exists() else {}
+    shared = _key(_stt_key(ingest.read_text(), engines, spec), source_edits)
+    return _output_key(spec, engines, _translate_key(shared, engines, lang), translations, voices)
+
+
+def translations_of(ld: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """A language's lines to speak, and those typed by hand, which win over the engine's."""
+    edits = read_json(ld / EDITS) if (ld / EDITS).exists() else {}
+    engine = read_json(ld / "translation.json") if (ld / "translation.json").exists() else {}
+    return {**engine, **{k: v for k, v in edits.items() if v.strip()}}, edits
 
 
 def _finish_language(spec: JobSpec, reporter: Reporter, marks: _Markers, shared: _Shared, lang: str,
-                     segments: list[Segment], lines: list[synthesize.Line], k_out: str, result: Path) -> dict[str, Any]:
+                     segments: list[Segment], lines: list[synthesize.Line], k_out: str,
+                     translations: dict[str, str], result: Path) -> dict[str, Any]:
     """fit, mix, captions and deliver: the CPU-bound end of a language."""
     wd, ld = spec.workdir, spec.workdir / lang
     reporter.stage(lang, "fit", 0.0)
-    decisions, placements = fit.run(segments, lines, _clip_dir(spec, lang), spec.sample_rate,
+    decisions, placements = fit.run(segments, lines, clips_folder(spec, lang), spec.sample_rate,
                                     wd / "work" / "source.wav", ld / "fitted", spec.max_stretch)
     reporter.stage_done(lang, "fit", [f"{lang}/fitted/{p.clip.name}" for p in placements], False)
 
@@ -302,7 +339,7 @@ def _finish_language(spec: JobSpec, reporter: Reporter, marks: _Markers, shared:
 
     reporter.stage(lang, "deliver", 0.0)
     master, m4a = ld / "dub.wav", ld / "dub.m4a"
-    level = finish(mix_wav, spec.loudness_target, master, m4a)
+    level, used = finish(mix_wav, spec.loudness_target, master, m4a)
     outputs = [("audio_wav", master), ("audio", m4a), ("voice_wav", voice_wav), ("captions_srt", srt_path),
                ("captions_vtt", vtt_path)]
     if shared.inputs.get("has_video"):
@@ -312,7 +349,9 @@ def _finish_language(spec: JobSpec, reporter: Reporter, marks: _Markers, shared:
     mix_wav.unlink()  # the master holds it now; a rerun of this language remakes it
     arts = [manifest.artifact(kind, path, wd) for kind, path in outputs]
     entry = manifest.language_entry(segments, spoken, decisions, level, arts)
-    _write_json(result, entry)
+    write_json(result, entry)
+    write_json(ld / MASTER, {"key": k_out, **used, "translations": translations})
+    (ld / PREVIEW).unlink(missing_ok=True)
     marks.mark(f"deliver.{lang}", k_out)
     reporter.stage(lang, "deliver", 1.0)
     reporter.stage_done(lang, "deliver", [str(p.relative_to(wd)) for _, p in outputs], False)

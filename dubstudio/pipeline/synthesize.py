@@ -114,8 +114,9 @@ def _speak(tts: TextToSpeech, text: str, language: str, voice: str, rate: float,
 def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], translations: dict[str, str],
         source_language: str, language: str, duration: float, clip_dir: Path, sample_rate: int,
         max_speedup: float, voices: dict[str, str], progress: Callable[[float], None] | None = None,
-        typed: frozenset[str] = frozenset()) -> list[Line]:
-    """`typed`: lines a person wrote; they are spoken as written, never shortened by the translator."""
+        typed: frozenset[str] = frozenset(), only: frozenset[str] | None = None) -> list[Line]:
+    """`typed`: lines a person wrote; they are spoken as written, never shortened by the translator.
+    `only`: speak just these lines (an edited line's preview); the others still set each line's room."""
     clip_dir.mkdir(parents=True, exist_ok=True)
     shorter = _ShortenCache(clip_dir.parent / f"shorten.{language}.json")
     done, lock = [0], threading.Lock()
@@ -146,12 +147,14 @@ def run(tts: TextToSpeech, translator: Translator, segments: list[Segment], tran
         with lock:
             done[0] += 1
             if progress:
-                progress(done[0] / len(segments))
+                progress(done[0] / len(todo))
         return line
 
+    todo = [(seg, room) for seg, room in zip(segments, rooms(segments, duration), strict=True)
+            if only is None or seg.id in only]
     # Lines are independent: as many in flight as the engine allows, results in the segments' order.
     with ThreadPoolExecutor(max(1, tts.concurrency)) as pool:
-        return list(pool.map(one, segments, rooms(segments, duration)))
+        return list(pool.map(one, [seg for seg, _ in todo], [room for _, room in todo]))
 
 
 def save(path: Path, lines: list[Line]) -> None:

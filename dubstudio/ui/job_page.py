@@ -4,16 +4,18 @@ At the top, the job's progress by stage, per language, kept up to date by a time
 waveform with every line as a region (click one to hear it), the whole original, and the line player.
 Then a tab per language: the loudness the manifest records, the whole dub, every download, and the lines:
 time, speaker, source text, the translation (editable), how the dub was fitted (sped up or overflowing
-lines stand out), the original and the dub of that line, and Regenerate, which keeps the typed line and
-makes the language again speaking only that line (the page follows its progress and then shows the new
-line and audio). Blocking file work runs in threads; errors are told in plain words.
+lines stand out), the original and the dub of that line, and Regenerate, which keeps the typed line,
+speaks only that line and patches it into the dub at once (ready to hear within seconds), then makes the
+language's other files again (the page follows that and then shows the new line and audio). Blocking file
+work runs in threads; errors are told in plain words.
 
 Markers for tests: `job-status status-<status>`, `job-progress`, `job-error`, `stages-<lang>` holding
 `stage-<lang>-<stage>` with `stage-<done|current|waiting|failed|pending>`, `waveform`, `original`,
 `line-player`, `panel-<lang>`, `loudness-<lang>`, `audio-<lang>`, `retry-<lang>`, `lines-<lang>`,
 `download-<lang>-<wav|m4a|voice|srt|vtt|video>`, `download-manifest`; per line (n from 0)
 `line-<lang>-<n>` with `fit-<lang>-<n>`, `translation-<lang>-<n>`, `regenerate-<lang>-<n>`,
-`play-original-<lang>-<n>`, `play-dub-<lang>-<n>`, `regenerating-<lang>-<n>`; `not-found`.
+`play-original-<lang>-<n>`, `play-dub-<lang>-<n>`, `regenerating-<lang>-<n>`, `previewed-<lang>-<n>`;
+`not-found`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from nicegui import app, events, ui
 from .. import actions, languages
 from ..auth.local import LOCAL_USER_ID
 from ..errors import BadInput, DubError, NotFound
+from ..pipeline.preview import Preview
 from ..pipeline.run import STAGES
 from ..services import Services
 from . import sound
@@ -254,6 +257,7 @@ class LanguagePanel:
         self.inputs: dict[str, ui.textarea] = {}
         self.buttons: list[ui.button] = []
         self.pending: set[str] = set()  # lines being made again
+        self.previews: dict[str, Preview] = {}  # of those, the lines already heard in the dub
         self.busy = False
         self.summary = ui.column().classes("w-full gap-2")
         ui.label("Lines").classes("text-lg font-semibold").props("role=heading aria-level=3")
@@ -271,6 +275,7 @@ class LanguagePanel:
         self.busy = view["status"] in ("queued", "running")
         if not self.busy:
             self.pending.clear()
+            self.previews.clear()
         signature = (task["status"], task["stage"], view["status"], arts)
         if signature != self.signature:
             self.signature = signature
@@ -304,7 +309,9 @@ class LanguagePanel:
                         .classes("text-sm text-warning").mark(f"remaking-{self.language}")
                 with ui.row().classes("w-full items-center gap-2"):
                     ui.label("Dub").classes("font-medium w-20")
-                    ui.audio(download_url(view["id"], wav["path"], wav["sha256"])).classes("grow") \
+                    patched = list(self.previews.values())  # lines heard in it already: a new address
+                    version = patched[-1].version if patched else wav["sha256"]
+                    ui.audio(download_url(view["id"], wav["path"], version)).classes("grow") \
                         .mark(f"audio-{self.language}")
                 with ui.row().classes("gap-2"):
                     download_buttons(view, self.language)
@@ -359,6 +366,9 @@ class LanguagePanel:
                     with ui.row().classes("items-center gap-1 text-sm").mark(f"regenerating-{lang}-{n}"):
                         ui.spinner(size="1em")
                         ui.label("Regenerating…")
+                    if row["id"] in self.previews:
+                        ui.label("Ready to hear; the downloads follow.").classes("text-xs text-positive") \
+                            .mark(f"previewed-{lang}-{n}")
                 else:
                     if said and said != row["translation"]:
                         ui.label(f"Spoken shorter to fit: “{said}”").classes("text-xs text-warning") \
@@ -372,8 +382,10 @@ class LanguagePanel:
                     ui.button(icon="hearing", on_click=lambda: self.play(row, number, None)) \
                         .props(f'flat dense round aria-label="Play the original of line {number}"') \
                         .tooltip("Original").mark(f"play-original-{lang}-{n}")
-                    if version and "dub_start" in row:
-                        ui.button(icon="record_voice_over", on_click=lambda: self.play(row, number, version)) \
+                    heard = self.previews.get(row["id"])  # the dub holds the new line already: play that,
+                    dub_row, dub_version = (row, version) if heard is None else ({**row, **heard.row}, heard.version)
+                    if dub_version and "dub_start" in dub_row:  # under a new address (no cached old clip)
+                        ui.button(icon="record_voice_over", on_click=lambda: self.play(dub_row, number, dub_version)) \
                             .props(f'flat dense round aria-label="Play the {self.name} dub of line {number}"') \
                             .tooltip(f"{self.name} dub").mark(f"play-dub-{lang}-{n}")
                 button = ui.button("Regenerate", icon="refresh",
@@ -402,14 +414,19 @@ class LanguagePanel:
             return
         svc = self.page.svc
         try:
-            async with svc.db.session() as s:
-                await actions.edit_lines(svc.settings, s, LOCAL_USER_ID, self.page.id, self.language, {line_id: text})
-            svc.queue.enqueue(self.page.id)
+            async with svc.db.session() as s:  # the line is spoken and patched into the dub before this returns
+                heard = await actions.regenerate_line(svc.settings, s, svc.queue.engines, LOCAL_USER_ID, self.page.id,
+                                                      self.language, line_id, text)
+            svc.queue.enqueue(self.page.id)  # the language's other files, made again behind it
         except Exception as exc:
             tell(exc, "regenerate a line")
             return
         self.pending.add(line_id)
         ui.notify(f"Regenerating line {number} in {self.name}…", type="info")
+        if heard is not None:
+            self.previews[line_id] = heard
+            ui.notify(f"Line {number} is ready to hear in the dub; the downloads are being made again.",
+                      type="positive")
         await self.page.refresh()
 
     async def retry(self) -> None:
