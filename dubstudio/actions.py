@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from . import languages, transfers
 from .config import Settings
@@ -108,6 +108,7 @@ async def create_job_from_uploads(svc: Services, session: AsyncSession, user_id:
                                           ("source", "voice"))
     bg = (await transfers.checked_upload(svc, session, user_id, uploads["background"], ("background",))
           if "background" in uploads else None)
+    await session.commit()  # nothing held open while the files are hashed and probed
     digest, duration = await transfers.verify_upload(svc, main)
     if bg is not None:
         await transfers.verify_upload(svc, bg)
@@ -124,16 +125,24 @@ async def create_job_from_uploads(svc: Services, session: AsyncSession, user_id:
     return job
 
 
-async def list_jobs(session: AsyncSession, user_id: str, limit: int = 50, offset: int = 0, *,
-                    status: str | None = None, created_since: datetime | None = None) -> list[Job]:
-    """The user's jobs, newest first; deleted ones only when asked for by `status`."""
-    q = select(Job).where(Job.user_id == user_id, Job.status == status if status else Job.status != "deleted")
+async def list_job_views(session: AsyncSession, user_id: str, limit: int = 50, offset: int = 0, *,
+                         status: str | None = None, created_since: datetime | None = None) -> list[dict[str, Any]]:
+    """The user's jobs in `job_view`'s shape, newest first; deleted ones only when asked for by `status`.
+    Two plain queries and no ORM objects: the list is the API's busiest read."""
+    jobs, tasks = Job.__table__, LanguageTask.__table__
+    q = select(*(jobs.c[name] for name in _JOB_FIELDS)).where(
+        jobs.c.user_id == user_id, jobs.c.status == status if status else jobs.c.status != "deleted")
     if created_since is not None:
-        q = q.where(Job.created_at >= (created_since if created_since.tzinfo else created_since.replace(tzinfo=UTC)))
-    # One query with the languages joined: each round trip to the database thread costs more than the rows.
-    q = (q.options(joinedload(Job.languages)).order_by(Job.created_at.desc(), Job.id.desc())
-         .limit(limit).offset(offset))
-    return list((await session.execute(q)).unique().scalars().all())
+        q = q.where(jobs.c.created_at >= (created_since if created_since.tzinfo else created_since.replace(tzinfo=UTC)))
+    rows = (await session.execute(q.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+                                  .limit(limit).offset(offset))).mappings().all()
+    by_job: dict[str, list[Any]] = {r["id"]: [] for r in rows}
+    if rows:
+        for t in (await session.execute(select(*(tasks.c[name] for name in _TASK_FIELDS))
+                                        .where(tasks.c.job_id.in_(list(by_job)))
+                                        .order_by(tasks.c.language))).mappings():
+            by_job[t["job_id"]].append(t)
+    return [_shape(r, by_job[r["id"]]) for r in rows]
 
 
 async def get_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
@@ -152,22 +161,42 @@ def estimate(settings: Settings, duration: float, targets: list[str]) -> dict[st
 
 def job_view(job: Job, *, detail: bool = False) -> dict[str, Any]:
     """The JSON shape of a job, shared by the API and the UI."""
-    out: dict[str, Any] = {
-        "id": job.id, "status": job.status, "stage": job.stage, "progress": round(job.progress, 4),
-        "source_language": job.source_language, "source_filename": job.source_filename,
-        "duration": job.duration, "created_at": job.created_at.isoformat(),
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
-        "cost": {"currency": "USD", "total": round(job.cost_total, 6)},
-        "languages": {t.language: {"status": t.status, "stage": t.stage, "progress": round(t.progress, 4),
-                                   "cost": round(t.cost_total, 6),
-                                   "error": {"code": t.error_code, "message": t.error_message}
-                                   if t.error_code else None} for t in job.languages},
-    }
+    out = _shape(_Fields(job), [_Fields(t) for t in job.languages])
     if detail:
         out["artifacts"] = [{"language": a.language, "kind": a.kind, "path": a.path, "sha256": a.sha256,
                              "bytes": a.bytes} for a in job.artifacts]
     return out
+
+
+class _Fields:
+    """A record read like a row (`r["name"]`), so that one function shapes both."""
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self.obj, name)
+
+
+# What `_shape` reads: only these columns are loaded for a list (each column costs on every row).
+_JOB_FIELDS = ("id", "status", "stage", "progress", "source_language", "source_filename", "duration", "created_at",
+               "finished_at", "error_code", "error_message", "cost_total")
+_TASK_FIELDS = ("job_id", "language", "status", "stage", "progress", "cost_total", "error_code", "error_message")
+
+
+def _shape(j: Any, tasks: list[Any]) -> dict[str, Any]:
+    return {
+        "id": j["id"], "status": j["status"], "stage": j["stage"], "progress": round(j["progress"], 4),
+        "source_language": j["source_language"], "source_filename": j["source_filename"],
+        "duration": j["duration"], "created_at": j["created_at"].isoformat(),
+        "finished_at": j["finished_at"].isoformat() if j["finished_at"] else None,
+        "error": {"code": j["error_code"], "message": j["error_message"]} if j["error_code"] else None,
+        "cost": {"currency": "USD", "total": round(j["cost_total"], 6)},
+        "languages": {t["language"]: {"status": t["status"], "stage": t["stage"], "progress": round(t["progress"], 4),
+                                      "cost": round(t["cost_total"], 6),
+                                      "error": {"code": t["error_code"], "message": t["error_message"]}
+                                      if t["error_code"] else None} for t in tasks},
+    }
 
 
 async def job_events(session: AsyncSession, user_id: str, job_id: str, after: int = 0,

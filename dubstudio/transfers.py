@@ -108,6 +108,7 @@ async def receive_upload(svc: Services, session: AsyncSession, key: str, query: 
         raise NotFound("No such upload.", hint="Ask POST /api/v1/uploads for a new URL.")
     if upload.status != "pending":
         raise Conflict(f"This upload is already {upload.status}.", hint="Ask POST /api/v1/uploads for a new URL.")
+    await session.commit()  # no transaction (nor pooled connection) held while the bytes come in
     path = svc.storage.local_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = await stream_to_file(chunks, path, upload.size)

@@ -417,12 +417,10 @@ class JobBoard:
     async def _views(self) -> list[dict[str, Any]]:
         async with self.svc.db.session() as s:
             out = []
-            for job in await actions.list_jobs(s, LOCAL_USER_ID):
-                view = actions.job_view(job)
-                card = self.cards.get(job.id)
+            for view in await actions.list_job_views(s, LOCAL_USER_ID):
+                card = self.cards.get(view["id"])
                 if _needs_artifacts(view) and (card is None or card.view != view):
-                    await job.awaitable_attrs.artifacts
-                    view = actions.job_view(job, detail=True)
+                    view = actions.job_view(await actions.get_job(s, LOCAL_USER_ID, view["id"]), detail=True)
                 out.append(view)
             return out
 
