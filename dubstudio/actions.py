@@ -23,8 +23,9 @@ from .domain import Transcript
 from .errors import BadInput, Conflict, DubError, NotFound
 from .pipeline import costs, ingest, preview
 from .pipeline.audio import sha256_file
-from .pipeline.run import EDITS, SOURCE_EDITS, JobSpec
+from .pipeline.run import EDITS, SOURCE_EDITS, SPEAKER_EDITS, JobSpec, apply_speaker_edits
 from .storage.local import LocalStorage
+from .tasks import job_voices
 from .vendors import registry
 from .vendors.base import Engines
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from .services import Services
 
 log = logging.getLogger(__name__)
+
+
+SPEAKER = re.compile(r"[A-Za-z0-9_-]{1,32}")  # what a speaker may be called (also a voice's key)
 
 
 def _suffix(filename: str) -> str:
@@ -233,7 +237,9 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
     wd = _workdir(settings, job)
     if not (wd / "transcript.json").exists():
         raise BadInput("The source is not transcribed yet.", hint="Wait for the transcribe stage to finish.")
-    segments = Transcript.from_dict(json.loads((wd / "transcript.json").read_text("utf-8"))).segments
+    transcript = Transcript.from_dict(json.loads((wd / "transcript.json").read_text("utf-8")))
+    apply_speaker_edits(transcript, wd)
+    segments = transcript.segments
     corrected = json.loads((wd / SOURCE_EDITS).read_text("utf-8")) if (wd / SOURCE_EDITS).exists() else {}
     def read(name: str) -> dict[str, Any]:
         path = wd / language / name
@@ -245,18 +251,26 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
     return [{"id": s.id, "speaker": s.speaker, "source_start": s.start, "source_end": s.end,
              "text": corrected.get(s.id) or s.text,
              "translation": edits.get(s.id) or engine.get(s.id, ""), "edited": s.id in edits,
-             **{k: placed[s.id][k] for k in ("dub_start", "dub_end", "stretch", "overflow", "rate") if s.id in placed}}
+             **{k: placed[s.id][k] for k in ("dub_start", "dub_end", "stretch", "overflow", "rate", "voice")
+                if k in placed.get(s.id, {})}}
             for s in segments]
 
 
 async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str, language: str,
-                     translations: dict[str, str], texts: dict[str, str] | None = None) -> Job:
-    """Keep lines typed by hand (translations of `language`; corrected source `texts`, which every
-    language follows) and queue what changed to be made again (only changed lines are spoken again;
-    the caller enqueues the job)."""
-    texts = texts or {}
-    lines = {row["id"] for row in await language_lines(settings, session, user_id, job_id, language)}
-    unknown = sorted((set(translations) | set(texts)) - lines)
+                     translations: dict[str, str], texts: dict[str, str] | None = None,
+                     speakers: dict[str, str] | None = None, voices: dict[str, str] | None = None) -> Job:
+    """Keep what a person set: translations of `language`, corrected source `texts` and `speakers` of
+    lines (which every language follows), and `voices` of speakers in `language`; queue what changed to
+    be made again (only changed lines are spoken again; the caller enqueues the job)."""
+    texts, speakers, voices = texts or {}, speakers or {}, voices or {}
+    bad = next((v for v in [*speakers.values(), *voices] if not SPEAKER.fullmatch(v)), None)
+    if bad is not None:
+        raise BadInput(f"Not a speaker name: {bad[:40]!r}.", hint="Use letters, digits, '-' or '_', e.g. S2.")
+    if any(not v.strip() or len(v) > 128 for v in voices.values()):
+        raise BadInput("A voice must be named (at most 128 characters).", hint="Use a voice id the engine lists.")
+    rows = await language_lines(settings, session, user_id, job_id, language)
+    lines = {row["id"] for row in rows}
+    unknown = sorted((set(translations) | set(texts) | set(speakers)) - lines)
     if unknown:
         raise BadInput(f"No line {unknown[0]!r} in this job.", hint="Use the ids the segments route lists.",
                        details={"unknown": unknown})
@@ -264,14 +278,19 @@ async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, jo
     if job.status in ("running", "deleted", "cancelled"):
         raise Conflict(f"The job is {job.status}.", hint="Edit lines once it has stopped running.")
     wd = _workdir(settings, job)
-    for path, changes in ((wd / language / EDITS, translations), (wd / SOURCE_EDITS, texts)):
+    if voices:
+        chosen = dict(job.options.get("voices", {}))
+        job.options = {**job.options, "voices": {**chosen, language: {**chosen.get(language, {}), **voices}}}
+    for path, changes in ((wd / language / EDITS, translations), (wd / SOURCE_EDITS, texts),
+                          (wd / SPEAKER_EDITS, speakers)):
         if changes:
             edits = json.loads(path.read_text("utf-8")) if path.exists() else {}
             edits.update({k: v.strip() for k, v in changes.items()})
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(edits, ensure_ascii=False, indent=1), "utf-8")
-    again = [t.language for t in job.languages] if texts else [language]
-    return await _requeue_languages(session, job, again, f"{len(translations) + len(texts)} line(s) edited")
+    again = [t.language for t in job.languages] if texts or speakers else [language]
+    changed = len(set(translations) | set(texts) | set(speakers))
+    return await _requeue_languages(session, job, again, f"{changed} line(s) and {len(voices)} voice(s) edited")
 
 
 async def retry(session: AsyncSession, user_id: str, job_id: str, language: str | None = None) -> Job:
@@ -286,6 +305,16 @@ async def retry(session: AsyncSession, user_id: str, job_id: str, language: str 
     if not targets:
         raise Conflict("Every language of this job is done.", hint="Edit a line to make a language again.")
     return await _requeue_languages(session, job, targets, f"retry {', '.join(targets)}")
+
+
+async def render_language(session: AsyncSession, user_id: str, job_id: str, language: str) -> Job:
+    """Queue one language to be made again, done or not (the run reuses every stage whose inputs are
+    unchanged, so only what changed is made and paid for)."""
+    job = await get_job(session, user_id, job_id)
+    if job.status in ("running", "deleted", "queued"):
+        raise Conflict(f"The job is {job.status}.", hint="Render a language once the job has stopped.")
+    _task(job, language)
+    return await _requeue_languages(session, job, [language], f"render {language} again")
 
 
 async def _requeue_languages(session: AsyncSession, job: Job, languages: list[str], why: str) -> Job:
@@ -406,4 +435,5 @@ def _preview_spec(settings: Settings, job: Job, language: str) -> JobSpec:
                    sample_rate=settings.sample_rate, duck_db=settings.duck_db, duck_ramp_ms=settings.duck_ramp_ms,
                    max_stretch=settings.max_stretch,
                    loudness_target=job.options.get("loudness_target", settings.loudness_target),
-                   voices=settings.voices, cache_dir=settings.data_dir / "cache", prices=settings.prices)
+                   voices=job_voices(settings, job.options), cache_dir=settings.data_dir / "cache",
+                   prices=settings.prices)

@@ -161,6 +161,12 @@ class Queue:
                 child.kill()
 
 
+def job_voices(settings: Settings, options: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Voices by language and speaker: the job's choices (the editor's) over the settings'."""
+    chosen: dict[str, dict[str, str]] = options.get("voices", {})
+    return {lang: {**settings.voices.get(lang, {}), **chosen.get(lang, {})} for lang in {*settings.voices, *chosen}}
+
+
 async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
     """Like asyncio.to_thread, but in a daemon thread: the executor's threads are joined at exit, so a
     long stage there would hold up Ctrl-C. An interrupted job is requeued on the next start."""
@@ -309,7 +315,8 @@ async def execute(queue: Queue, job_id: str) -> None:
                 targets=languages, sample_rate=settings.sample_rate, duck_db=settings.duck_db,
                 duck_ramp_ms=settings.duck_ramp_ms, max_stretch=settings.max_stretch,
                 loudness_target=job.options.get("loudness_target", settings.loudness_target),
-                voices=settings.voices, source_name=job.source_filename, cache_dir=settings.data_dir / "cache",
+                voices=job_voices(settings, options), source_name=job.source_filename,
+                cache_dir=settings.data_dir / "cache",
                 prices=settings.prices)
         reporter = DbReporter(db, job_id, languages, asyncio.get_running_loop())
         status, code, message = "done", None, None

@@ -33,6 +33,8 @@ from .schemas import (
     JobList,
     JobOut,
     JobStatus,
+    RegenerateLine,
+    RegenerateOut,
     RetryRequest,
     SegmentList,
     UploadsOut,
@@ -164,7 +166,32 @@ async def segments(job_id: str, language: str, user: CurrentUser, svc: ServicesD
 async def edit_segments(job_id: str, language: str, body: EditLines, user: CurrentUser, svc: ServicesDep,
                         session: SessionDep) -> dict[str, Any]:
     """Translations typed by hand (by segment id); the language is made again, only changed lines spoken."""
-    await actions.edit_lines(svc.settings, session, user, job_id, language, body.translations, body.texts)
+    await actions.edit_lines(svc.settings, session, user, job_id, language, body.translations, body.texts,
+                             body.speakers, body.voices)
+    svc.queue.enqueue(job_id)
+    return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+
+
+@router.post("/jobs/{job_id}/languages/{language}/segments/{segment_id}/regenerate", response_model=RegenerateOut,
+             tags=["editor"])
+async def regenerate(job_id: str, language: str, segment_id: str, body: RegenerateLine, user: CurrentUser,
+                     svc: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    """Speak one line again with a new translation: when the language is finished, only that line is
+    spoken and its stretch of the master remade before this answers (heard within seconds); the language's
+    other files are made again behind it."""
+    made = await actions.regenerate_line(svc.settings, session, svc.queue.engines, user, job_id, language,
+                                         segment_id, body.translation)
+    svc.queue.enqueue(job_id)
+    job = actions.job_view(await actions.get_job(session, user, job_id), detail=True)
+    return {"job": job, "preview": None if made is None else {"segment_id": made.segment_id, "start": made.start,
+                                                             "end": made.end, "row": made.row}}
+
+
+@router.post("/jobs/{job_id}/languages/{language}/render", response_model=JobOut, tags=["editor"])
+async def render(job_id: str, language: str, user: CurrentUser, svc: ServicesDep, session: SessionDep,
+                 ) -> dict[str, Any]:
+    """Make a language again (after a change of settings, say); what did not change is reused, not paid again."""
+    await actions.render_language(session, user, job_id, language)
     svc.queue.enqueue(job_id)
     return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
 

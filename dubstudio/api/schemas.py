@@ -98,6 +98,7 @@ class SegmentOut(BaseModel):
     stretch: float | None = None
     overflow: float | None = None
     rate: float | None = None
+    voice: str | None = None
 
 
 class SegmentList(BaseModel):
@@ -105,8 +106,30 @@ class SegmentList(BaseModel):
 
 
 class EditLines(BaseModel):
-    translations: dict[str, str] = {}  # by segment id, for the language in the path
-    texts: dict[str, str] = {}  # corrected source text by segment id (every language follows)
+    translations: dict[str, str] = Field({}, description="Translations typed by hand, by segment id, for the "
+                                         "language in the path.")
+    texts: dict[str, str] = Field({}, description="Corrected source text by segment id (every language follows).")
+    speakers: dict[str, str] = Field({}, description="Who says a line, by segment id, e.g. `S2` (every language "
+                                     "follows: the line takes that speaker's voice).")
+    voices: dict[str, str] = Field({}, description="The voice of a speaker in this language, by speaker, e.g. "
+                                   '`{"S1": "es+m3"}` (a voice id of the job\'s voice engine).')
+
+
+class RegenerateLine(BaseModel):
+    translation: str = Field(min_length=1, max_length=5000, description="The line's new translation.")
+
+
+class LinePreview(BaseModel):
+    segment_id: str
+    start: float = Field(description="Seconds: the stretch of the language's master that was remade.")
+    end: float
+    row: dict[str, Any] = Field(description="The line as the manifest will give it.")
+
+
+class RegenerateOut(BaseModel):
+    job: JobOut
+    preview: LinePreview | None = Field(description="Null when the language was not finished (or a run was "
+                                        "writing it): the queued run then makes it all.")
 
 
 class RetryRequest(BaseModel):

@@ -53,6 +53,7 @@ def line(spec: JobSpec, engines: Engines, lang: str, segment_id: str, on_call: O
         return None
     made = run.read_json(ld / run.MASTER)
     transcript = Transcript.from_dict(run.read_json(wd / "transcript.json"))
+    run.apply_speaker_edits(transcript, wd)  # the voices as the run assigns them
     segments = transcript.segments
     ids = [seg.id for seg in segments]
     old_lines = synthesize.load(ld / "lines.json")

@@ -35,6 +35,7 @@ WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 
 STAGES = list(WEIGHTS)
 EDITS = "edits.json"  # in a language's folder: {segment id: translation} typed by a person
 SOURCE_EDITS = "source_edits.json"  # in the job's folder: {segment id: source text} corrected by a person
+SPEAKER_EDITS = "speaker_edits.json"  # in the job's folder: {segment id: speaker} set by a person
 MASTER = "master.json"  # in a language's folder: what its last full master was made from, and its gain and limit
 PREVIEW = "preview.json"  # in a language's folder: a line patched into the master since (preview.py)
 
@@ -168,7 +169,8 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
     transcript = Transcript.from_dict(read_json(wd / "transcript.json"))
     source_edits = read_json(wd / SOURCE_EDITS) if (wd / SOURCE_EDITS).exists() else {}
     _apply_source_edits(transcript, source_edits, engines, wd / "work" / "stt.wav")
-    k_stt = _key(k_stt, source_edits)  # corrected lines are translated and spoken again (see output_key)
+    speakers = apply_speaker_edits(transcript, wd)
+    k_stt = _key(k_stt, source_edits, speakers)  # edited lines are translated and spoken again (see output_key)
     reporter.stage(None, "transcribe", 1.0)
     reporter.stage_done(None, "transcribe", ["transcript.json"], reused)
     if not transcript.segments:
@@ -215,6 +217,15 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
         data["video_all_languages"] = manifest.artifact("video_all", everything, wd)
     manifest.write(wd / "manifest.json", data)
     return data
+
+
+def apply_speaker_edits(transcript: Transcript, workdir: Path) -> dict[str, str]:
+    """Lines a person gave to another speaker (so to another voice); the edits, for stage keys."""
+    path = workdir / SPEAKER_EDITS
+    speakers: dict[str, str] = read_json(path) if path.exists() else {}
+    for seg in transcript.segments:
+        seg.speaker = speakers.get(seg.id, seg.speaker)
+    return speakers
 
 
 def _apply_source_edits(transcript: Transcript, edits: dict[str, str], engines: Engines, stt_wav: Path) -> None:
@@ -303,7 +314,8 @@ def output_key(spec: JobSpec, engines: Engines, lang: str, translations: dict[st
         return None
     wd = spec.workdir
     source_edits = read_json(wd / SOURCE_EDITS) if (wd / SOURCE_EDITS).exists() else {}
-    shared = _key(_stt_key(ingest.read_text(), engines, spec), source_edits)
+    speakers = read_json(wd / SPEAKER_EDITS) if (wd / SPEAKER_EDITS).exists() else {}
+    shared = _key(_stt_key(ingest.read_text(), engines, spec), source_edits, speakers)
     return _output_key(spec, engines, _translate_key(shared, engines, lang), translations, voices)
 
 

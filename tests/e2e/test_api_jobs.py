@@ -83,3 +83,45 @@ def test_another_interface_needs_auth(env: dict[str, str]) -> None:
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: Serving on 0.0.0.0") and "DUBSTUDIO_AUTH=supabase" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_editor_routes(server: Server, env: dict[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {token(env)}"}
+    client = httpx.Client(base_url=server.url, headers=auth, timeout=60)
+    with JFK.open("rb") as f:
+        job = client.post("/api/v1/jobs", files={"file": ("jfk.flac", f, "audio/flac")},
+                          data={"target_languages": "es"}).json()
+    assert wait_for(server, auth, job["id"], "done")["status"] == "done"
+    lines = client.get(f"/api/v1/jobs/{job['id']}/languages/es/segments").json()["segments"]
+    assert len(lines) >= 2 and all(row.get("voice") for row in lines)
+    first, second = lines[0], lines[1]
+
+    # Another speaker for the second line, with its own voice: every language follows, only it is spoken again.
+    r = client.patch(f"/api/v1/jobs/{job['id']}/languages/es/segments",
+                     json={"speakers": {second["id"]: "S9"}, "voices": {"S9": "es+f3"}})
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    assert wait_for(server, auth, job["id"], "done")["status"] == "done"
+    after = {row["id"]: row for row in client.get(f"/api/v1/jobs/{job['id']}/languages/es/segments").json()["segments"]}
+    assert after[second["id"]]["speaker"] == "S9" and after[second["id"]]["voice"] == "es+f3"
+    assert after[first["id"]]["voice"] == first["voice"]
+    bad = client.patch(f"/api/v1/jobs/{job['id']}/languages/es/segments", json={"speakers": {first["id"]: "../x"}})
+    assert bad.status_code == 422 and "speaker" in bad.json()["error"]["message"]
+
+    # One line again: heard in the master before the answer; the rest follows.
+    r = client.post(f"/api/v1/jobs/{job['id']}/languages/es/segments/{first['id']}/regenerate",
+                    json={"translation": "Una frase nueva, escrita a mano."})
+    assert r.status_code == 200, r.text
+    preview = r.json()["preview"]
+    assert preview is not None and preview["segment_id"] == first["id"] and preview["end"] > preview["start"]
+    assert wait_for(server, auth, job["id"], "done")["status"] == "done"
+    edited = client.get(f"/api/v1/jobs/{job['id']}/languages/es/segments").json()["segments"][0]
+    assert edited["translation"] == "Una frase nueva, escrita a mano." and edited["edited"]
+
+    # A language made again with nothing changed reuses everything.
+    events_before = client.get(f"/api/v1/jobs/{job['id']}/events?limit=1000").json()["events"]
+    r = client.post(f"/api/v1/jobs/{job['id']}/languages/es/render")
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    assert wait_for(server, auth, job["id"], "done")["status"] == "done"
+    events = client.get(f"/api/v1/jobs/{job['id']}/events?after={events_before[-1]['id']}&limit=1000").json()
+    assert not [e for e in events["events"] if e["kind"] == "vendor_call"]
+    assert any(e["kind"] == "stage_done" and e["message"] == "deliver reused" for e in events["events"])
