@@ -21,15 +21,16 @@ from .config import Settings
 from .db.models import Job, JobEvent, LanguageTask, Upload, utcnow
 from .domain import Transcript
 from .errors import BadInput, Conflict, DubError, NotFound
-from .pipeline import costs, ingest, preview
-from .pipeline.audio import sha256_file
-from .pipeline.run import EDITS, SOURCE_EDITS, SPEAKER_EDITS, JobSpec, apply_speaker_edits
+from .pipeline.layout import EDITS, SOURCE_EDITS, SPEAKER_EDITS, apply_speaker_edits, sha256_file
 from .storage.local import LocalStorage
 from .tasks import job_voices
 from .vendors import registry
 from .vendors.base import Engines
 
 if TYPE_CHECKING:
+    from .pipeline.media import MediaInfo
+    from .pipeline.preview import Preview
+    from .pipeline.run import JobSpec
     from .services import Services
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,14 @@ def check_job_request(settings: Settings, source_language: str, targets: str | l
 Chunks = AsyncIterator[bytes] | Iterable[bytes]
 
 
-async def _store(settings: Settings, storage: LocalStorage, key: str, filename: str, chunks: Chunks) -> Path:
+async def _store(settings: Settings, storage: LocalStorage, key: str, filename: str,
+                 chunks: Chunks) -> tuple[Path, MediaInfo]:
     """Write an upload under `key` and check it is media we can use (off the event loop)."""
+    from .pipeline import ingest  # the pipeline loads where media is handled: a server that only lists stays light
+
     await storage.write_stream(key, chunks)
     path = storage.local_path(key)
-    await asyncio.to_thread(ingest.check_input, path, settings.max_duration, filename)
-    return path
+    return path, await asyncio.to_thread(ingest.check_input, path, settings.max_duration, filename)
 
 
 async def create_job(settings: Settings, session: AsyncSession, storage: LocalStorage, user_id: str,
@@ -76,12 +79,11 @@ async def create_job(settings: Settings, session: AsyncSession, storage: LocalSt
     job_id = uuid.uuid4().hex
     key = f"jobs/{job_id}/input/source{_suffix(filename)}"
     try:
-        path = await _store(settings, storage, key, filename, chunks)
+        path, info = await _store(settings, storage, key, filename, chunks)
         bg_key = None
         if background is not None:
             bg_key = f"jobs/{job_id}/input/background{_suffix(background[0])}"
             await _store(settings, storage, bg_key, background[0], background[1])
-        info = await asyncio.to_thread(ingest.media.probe, path)
         digest = await asyncio.to_thread(sha256_file, path)
         job = Job(id=job_id, user_id=user_id, status="queued", source_language=src,
                   source_filename=filename[-255:] or "upload", source_path=key, background_path=bg_key,
@@ -160,6 +162,8 @@ async def get_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
 
 
 def estimate(settings: Settings, duration: float, targets: list[str]) -> dict[str, Any]:
+    from .pipeline import costs
+
     return costs.estimate(duration, targets, *registry.names(settings), settings.prices)
 
 
@@ -375,7 +379,7 @@ _previewing: set[str] = set()  # jobs a preview is patching in this process: one
 
 async def regenerate_line(settings: Settings, session: AsyncSession, engines_for: Callable[[dict[str, Any]], Engines],
                           user_id: str, job_id: str, language: str, segment_id: str,
-                          translation: str) -> preview.Preview | None:
+                          translation: str) -> Preview | None:
     """Keep a translation typed for one line (as `edit_lines`) and, when the language is done, make its
     master WAV current for that line at once: only the line spoken and fitted, only its stretch of the
     master remade (a second or two of local work even for an hour of media). The language is queued to be
@@ -400,6 +404,8 @@ async def regenerate_line(settings: Settings, session: AsyncSession, engines_for
             return None
         calls: list[tuple[str | None, str, float, str, float]] = []
         try:
+            from .pipeline import preview
+
             made = await asyncio.to_thread(preview.line, spec, engines_for(options), language, segment_id,
                                            lambda *call: calls.append(call))
         except DubError as err:  # the queued run meets it again and reports it
@@ -429,6 +435,7 @@ async def regenerate_line(settings: Settings, session: AsyncSession, engines_for
 def _preview_spec(settings: Settings, job: Job, language: str) -> JobSpec:
     """The parts of a run's JobSpec (tasks.execute) that a line's preview uses. Should they ever differ
     from the run's, the preview's key check finds the master out of date and leaves it to the run."""
+    from .pipeline.run import JobSpec
     return JobSpec(job_id=job.id, source=settings.storage_dir / job.source_path,
                    workdir=_workdir(settings, job), source_language=job.source_language, targets=[language],
                    background=settings.storage_dir / job.background_path if job.background_path else None,

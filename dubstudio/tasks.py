@@ -36,7 +36,7 @@ from .errors import (
     StorageError,
     VendorError,
 )
-from .pipeline import run as pipeline
+from .pipeline import layout
 from .runtime import Database
 from .storage.active import JobFiles
 from .storage.local import LocalStorage
@@ -216,7 +216,7 @@ class DbReporter:
                 return
             self.last[language] = stage
             self.last_write = time.monotonic()
-        self._call(self._write_stage(language, stage, pipeline.overall(stage, fraction), new_stage))
+        self._call(self._write_stage(language, stage, layout.overall(stage, fraction), new_stage))
 
     async def _write_stage(self, language: str | None, stage: str, progress: float, new_stage: bool) -> None:
         langs = [language] if language else [x for x in self.languages if x not in self.failed]
@@ -308,6 +308,8 @@ async def execute(queue: Queue, job_id: str) -> None:
             languages = [t.language for t in await job.awaitable_attrs.languages if t.status != "done"]
             options = dict(job.options)
             inputs = await _inputs(s, job)
+            from .pipeline import run as pipeline  # here: only a job's process loads the pipeline
+
             spec = pipeline.JobSpec(
                 job_id=job.id, source=files.local_path(job.source_path),
                 background=files.local_path(job.background_path) if job.background_path else None,
@@ -345,7 +347,7 @@ async def execute(queue: Queue, job_id: str) -> None:
                         [("video_all", data["video_all_languages"]["path"])] if "video_all_languages" in data else []):
                     path = spec.workdir / name
                     s.add(Artifact(job_id=job_id, language=None, kind=kind, path=f"jobs/{job_id}/{name}",
-                                   sha256=pipeline.sha256_file(path), bytes=path.stat().st_size))
+                                   sha256=layout.sha256_file(path), bytes=path.stat().st_size))
         except DubError as err:
             status, code, message = "failed", err.code, str(err)
             if _come_back_later(err):

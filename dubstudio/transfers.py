@@ -27,8 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .config import Settings
 from .db.models import UPLOAD_KINDS, Artifact, Job, Upload, UsedNonce, new_id, utcnow
 from .errors import AuthError, BadInput, Conflict, NotFound, NotMedia
-from .pipeline import ingest
-from .pipeline.audio import sha256_file
+from .pipeline.layout import sha256_file
 from .storage.signed import MEDIA_TYPES, Signer, display_name, sniff, stream_to_file, upload_key
 
 if TYPE_CHECKING:
@@ -143,8 +142,11 @@ async def checked_upload(svc: Services, session: AsyncSession, user_id: str, upl
     return upload
 
 
-def _verify_media(settings: Settings, path: Path, upload: Upload) -> tuple[str, str]:
-    """(sha256, media type) of a stored upload, refused unless it is usable media within the limits."""
+def _verify_media(settings: Settings, path: Path, upload: Upload) -> tuple[str, str, float | None]:
+    """(sha256, media type, duration) of a stored upload, refused unless it is usable media within the
+    limits."""
+    from .pipeline import ingest  # the pipeline loads where media is handled: a server that only lists stays light
+
     digest = sha256_file(path)
     if upload.sha256 and digest != upload.sha256:
         raise BadInput(f"{upload.filename} changed after it was uploaded (checksum mismatch).",
@@ -153,20 +155,18 @@ def _verify_media(settings: Settings, path: Path, upload: Upload) -> tuple[str, 
     if media_type not in MEDIA_TYPES:
         raise NotMedia(f"{upload.filename} is not an audio or video file we can read.",
                        hint="Send a WAV, MP3, FLAC, M4A, MP4, MOV, MKV or WebM file.")
-    ingest.check_input(path, settings.max_duration, upload.filename)  # decodable, has sound, not too long
-    return digest, media_type
+    info = ingest.check_input(path, settings.max_duration, upload.filename)  # decodable, has sound, not too long
+    return digest, media_type, info.duration
 
 
 async def verify_upload(svc: Services, upload: Upload) -> tuple[str, float | None]:
     """Check an upload's content before a job uses it; (sha256, duration)."""
     if svc.remote is None:
         path = svc.storage.local_path(upload.path)
-        digest, media_type = await asyncio.to_thread(_verify_media, svc.settings, path, upload)
-        duration = (await asyncio.to_thread(ingest.media.probe, path)).duration
+        digest, media_type, duration = await asyncio.to_thread(_verify_media, svc.settings, path, upload)
     else:
         with svc.remote.fetched(upload.path, max_bytes=svc.settings.max_upload_bytes) as path:
-            digest, media_type = await asyncio.to_thread(_verify_media, svc.settings, path, upload)
-            duration = (await asyncio.to_thread(ingest.media.probe, path)).duration
+            digest, media_type, duration = await asyncio.to_thread(_verify_media, svc.settings, path, upload)
     upload.sha256, upload.content_type = digest, media_type
     return digest, duration
 

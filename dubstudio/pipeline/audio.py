@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +31,6 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     import soxr  # fast, high-quality and deterministic; imported only when a rate differs
 
     return soxr.resample(samples, src_rate, dst_rate, quality="HQ").astype(np.float32)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def rms_db(samples: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import FitDecision, Segment
-from .audio import sha256_file
+from .layout import sha256_file
 
 
 def artifact(kind: str, path: Path, root: Path) -> dict[str, Any]:

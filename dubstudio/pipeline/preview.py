@@ -25,7 +25,7 @@ import soundfile as sf
 
 from ..domain import Transcript
 from ..vendors.base import Engines
-from . import costs, fit, manifest, mix, remaster, run, synthesize
+from . import costs, fit, layout, manifest, mix, remaster, run, synthesize
 from .run import JobSpec
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,13 @@ def line(spec: JobSpec, engines: Engines, lang: str, segment_id: str, on_call: O
     not current apart from that line (a run is due anyway) or cannot be patched. A paid engine call is
     reported to `on_call`."""
     wd, ld = spec.workdir, spec.workdir / lang
-    needed = [ld / run.MASTER, ld / "dub.wav", ld / "voice.wav", ld / "lines.json", wd / "transcript.json"]
+    needed = [ld / layout.MASTER, ld / "dub.wav", ld / "voice.wav", ld / "lines.json", wd / "transcript.json"]
     translations, edits = run.translations_of(ld)
     if not all(p.exists() for p in needed) or not translations.get(segment_id, "").strip() or segment_id not in edits:
         return None
-    made = run.read_json(ld / run.MASTER)
-    transcript = Transcript.from_dict(run.read_json(wd / "transcript.json"))
-    run.apply_speaker_edits(transcript, wd)  # the voices as the run assigns them
+    made = layout.read_json(ld / layout.MASTER)
+    transcript = Transcript.from_dict(layout.read_json(wd / "transcript.json"))
+    layout.apply_speaker_edits(transcript, wd)  # the voices as the run assigns them
     segments = transcript.segments
     ids = [seg.id for seg in segments]
     old_lines = synthesize.load(ld / "lines.json")
@@ -71,7 +71,7 @@ def line(spec: JobSpec, engines: Engines, lang: str, segment_id: str, on_call: O
 
     k = ids.index(segment_id)
     seg, rate = segments[k], spec.sample_rate
-    source_edits = run.read_json(wd / run.SOURCE_EDITS) if (wd / run.SOURCE_EDITS).exists() else {}
+    source_edits = layout.read_json(wd / layout.SOURCE_EDITS) if (wd / layout.SOURCE_EDITS).exists() else {}
     seg.text = source_edits.get(seg.id, "").strip() or seg.text  # as the run shows it in the manifest
     fitted = ld / "fitted" / f"{seg.id}.wav"
     at = round(seg.start * rate)  # where fit.run places the line
@@ -79,7 +79,7 @@ def line(spec: JobSpec, engines: Engines, lang: str, segment_id: str, on_call: O
 
     meter = costs.Meter(spec.prices, wd / "costs.json", on_call or (lambda *a: None))
     paid = costs.metered(engines, meter)
-    duration = float(run.read_json(wd / "work" / "ingest.json")["duration"])
+    duration = float(layout.read_json(wd / "work" / "ingest.json")["duration"])
     [new] = synthesize.run(paid.tts, paid.translator, segments, translations, transcript.language, lang, duration,
                            run.clips_folder(spec, lang), rate, spec.max_stretch, voices, typed=frozenset(edits),
                            only=frozenset({segment_id}))
@@ -101,7 +101,7 @@ def line(spec: JobSpec, engines: Engines, lang: str, segment_id: str, on_call: O
         log.info("no preview of line %s in %s: %s", segment_id, lang, why)
         return None
     except BaseException:  # the master may be half patched: no preview patches it again before a run remakes it
-        (ld / run.MASTER).unlink(missing_ok=True)
+        (ld / layout.MASTER).unlink(missing_ok=True)
         raise
     for p in placed:
         p.clip.replace(fitted)
@@ -109,6 +109,6 @@ def line(spec: JobSpec, engines: Engines, lang: str, segment_id: str, on_call: O
     row = manifest.language_entry([seg], {seg.id: new.text}, decisions, {}, [])["segments"][0]
     version = hashlib.sha256(f"{made['key']}\0{seg.id}\0{new.clip}\0{start}\0{stop}".encode()).hexdigest()[:16]
     preview = Preview(seg.id, round(start / rate, 3), round(stop / rate, 3), row, version)
-    run.write_json(ld / run.PREVIEW, asdict(preview))
+    layout.write_json(ld / layout.PREVIEW, asdict(preview))
     return preview
 

@@ -24,27 +24,20 @@ from ..errors import AwaitingTranslation, BadInput, DubError, NoSpeech
 from ..languages import ISO639_2, NAMES
 from ..vendors.base import Engines
 from . import captions, costs, fit, ingest, manifest, media, mix, synthesize, translate
-from .audio import sha256_file
+from .layout import (
+    EDITS,
+    MASTER,
+    PREVIEW,
+    SOURCE_EDITS,
+    SPEAKER_EDITS,
+    apply_speaker_edits,
+    read_json,
+    sha256_file,
+    write_json,
+)
 from .loudness import finish
 
 log = logging.getLogger(__name__)
-
-# Share of a language's progress each stage stands for; ingest and transcribe are shared by all languages.
-WEIGHTS = {"ingest": 0.05, "transcribe": 0.25, "translate": 0.10, "synthesize": 0.30, "fit": 0.05,
-           "mix": 0.10, "captions": 0.02, "deliver": 0.13}
-STAGES = list(WEIGHTS)
-EDITS = "edits.json"  # in a language's folder: {segment id: translation} typed by a person
-SOURCE_EDITS = "source_edits.json"  # in the job's folder: {segment id: source text} corrected by a person
-SPEAKER_EDITS = "speaker_edits.json"  # in the job's folder: {segment id: speaker} set by a person
-MASTER = "master.json"  # in a language's folder: what its last full master was made from, and its gain and limit
-PREVIEW = "preview.json"  # in a language's folder: a line patched into the master since (preview.py)
-
-
-def overall(stage: str, fraction: float) -> float:
-    """Progress 0..1 of a language when `stage` is `fraction` done."""
-    before = sum(WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
-    return round(min(1.0, before + WEIGHTS[stage] * max(0.0, min(1.0, fraction))), 4)
-
 
 @dataclass
 class JobSpec:
@@ -115,17 +108,6 @@ def _cached(spec: JobSpec, kind: str, key: str, make: Any) -> Any:
 def clips_folder(spec: JobSpec, lang: str) -> Path:
     """Clips are named by their content, so one folder can serve every job."""
     return spec.cache_dir / "clips" if spec.cache_dir else spec.workdir / lang / "clips"
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
 
 
 @dataclass
@@ -217,15 +199,6 @@ def run(spec: JobSpec, engines: Engines, reporter: Reporter) -> dict[str, Any]:
         data["video_all_languages"] = manifest.artifact("video_all", everything, wd)
     manifest.write(wd / "manifest.json", data)
     return data
-
-
-def apply_speaker_edits(transcript: Transcript, workdir: Path) -> dict[str, str]:
-    """Lines a person gave to another speaker (so to another voice); the edits, for stage keys."""
-    path = workdir / SPEAKER_EDITS
-    speakers: dict[str, str] = read_json(path) if path.exists() else {}
-    for seg in transcript.segments:
-        seg.speaker = speakers.get(seg.id, seg.speaker)
-    return speakers
 
 
 def _apply_source_edits(transcript: Transcript, edits: dict[str, str], engines: Engines, stt_wav: Path) -> None:

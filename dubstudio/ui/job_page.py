@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Response
 from nicegui import app, events, ui
@@ -33,11 +33,13 @@ from nicegui import app, events, ui
 from .. import actions, languages
 from ..auth.local import LOCAL_USER_ID
 from ..errors import BadInput, DubError, NotFound
-from ..pipeline.preview import Preview
-from ..pipeline.run import STAGES
+from ..pipeline.layout import STAGES
 from ..services import Services
-from . import sound
 from .common import REFRESH_SECONDS, UNEXPECTED, download_name, download_url, frame, percent, services, status_text
+
+if TYPE_CHECKING:
+    from ..pipeline.preview import Preview
+    from .sound import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def fit_summary(row: dict[str, Any]) -> tuple[str, str, str]:
     return "fits", "positive", details
 
 
-def waveform_options(env: sound.Envelope) -> dict[str, Any]:
+def waveform_options(env: Envelope) -> dict[str, Any]:
     """An eChart of the envelope (mirrored, not clickable) and, drawn over it, a series holding the lines
     as regions (markArea, filled by `regions`), which a click can tell apart."""
     def series(sign: int) -> dict[str, Any]:
@@ -194,6 +196,8 @@ class SourceView:
         """Draw the waveform and the original's player once the source is decoded (in a thread)."""
         if self.chart is not None or not await asyncio.to_thread(self.path.is_file):
             return
+        from . import sound  # numpy and libsndfile load with the first waveform, not with the server
+
         env = await asyncio.to_thread(sound.envelope, self.path)
         self.waiting.delete()
         with self.box:
@@ -419,14 +423,16 @@ class LanguagePanel:
                                                       self.language, line_id, text)
             svc.queue.enqueue(self.page.id)  # the language's other files, made again behind it
         except Exception as exc:
-            tell(exc, "regenerate a line")
+            with self.page.client:
+                tell(exc, "regenerate a line")
             return
         self.pending.add(line_id)
-        ui.notify(f"Regenerating line {number} in {self.name}…", type="info")
-        if heard is not None:
-            self.previews[line_id] = heard
-            ui.notify(f"Line {number} is ready to hear in the dub; the downloads are being made again.",
-                      type="positive")
+        with self.page.client:
+            ui.notify(f"Regenerating line {number} in {self.name}…", type="info")
+            if heard is not None:
+                self.previews[line_id] = heard
+                ui.notify(f"Line {number} is ready to hear in the dub; the downloads are being made again.",
+                          type="positive")
         await self.page.refresh()
 
     async def retry(self) -> None:
@@ -436,15 +442,18 @@ class LanguagePanel:
                 await actions.retry(s, LOCAL_USER_ID, self.page.id, self.language)
             svc.queue.enqueue(self.page.id)
         except Exception as exc:
-            tell(exc, "retry a language")
+            with self.page.client:
+                tell(exc, "retry a language")
             return
-        ui.notify(f"Trying {self.name} again…", type="info")
+        with self.page.client:
+            ui.notify(f"Trying {self.name} again…", type="info")
         await self.page.refresh()
 
 
 class JobPage:
     def __init__(self, svc: Services, view: dict[str, Any]) -> None:
         self.svc, self.id = svc, view["id"]
+        self.client = ui.context.client  # where notices go after an await (the slot may be redrawn meanwhile)
         self.view: dict[str, Any] | None = None
         self.busy = False
         with ui.card().classes("w-full"):
@@ -569,5 +578,7 @@ def register() -> None:
             raise NotFound(f"The audio of job {job_id} is gone from the data folder.", hint="Dub the file again.")
         if not 0 <= start < end:
             raise BadInput("A clip needs 0 <= start < end.", hint="Play a line from the job page.")
+        from . import sound
+
         data = await asyncio.to_thread(sound.clip, path, start, end)
         return Response(data, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})

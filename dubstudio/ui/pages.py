@@ -32,7 +32,6 @@ from nicegui import app, events, ui
 from .. import actions, languages
 from ..auth.local import LOCAL_USER_ID
 from ..errors import DubError, NotFound
-from ..pipeline import ingest
 from ..services import Services
 from ..vendors import registry
 from . import engines, job_page, settings_page
@@ -180,6 +179,8 @@ class DubForm:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             await e.file.save(path)
+            from ..pipeline import ingest  # loaded with the first file, not with the server
+
             info = await asyncio.to_thread(ingest.check_input, path, self.svc.settings.max_duration)
         except DubError as err:
             shutil.rmtree(path.parent, ignore_errors=True)

@@ -16,7 +16,7 @@ import soundfile as sf
 from dubstudio import actions
 from dubstudio.config import Settings
 from dubstudio.pipeline import fit, media, mix, synthesize
-from dubstudio.pipeline.audio import sha256_file
+from dubstudio.pipeline.layout import sha256_file
 from dubstudio.runtime import Database
 from dubstudio.tasks import Queue
 from tests.conftest import MEDIA
