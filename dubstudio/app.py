@@ -6,6 +6,7 @@ clears routes between tests, gets them back each time its main file runs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 
@@ -59,6 +60,9 @@ def build(settings: Settings, *, consumer: bool = True, studio: bool = True) -> 
             c.start()
             state["consumer"] = c
             svc.queue.watch(stopping)
+        # What start-up made lives as long as the server: out of the collector's sight, so that a full
+        # collection does not walk it (~85 ms with the event loop stopped, every few hundred requests).
+        gc.freeze()
 
     async def shutdown() -> None:
         stopping.set()

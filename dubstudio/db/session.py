@@ -70,9 +70,10 @@ def make_engine(url: str | URL, *, connect_args: dict[str, Any] | None = None, *
             path.parent.mkdir(parents=True, exist_ok=True)
         if "poolclass" not in kwargs and path is not None:
             # Reuse connections (SQLAlchemy's default for aiosqlite files is a new connection, thread and
-            # pragmas per session): a third less CPU per API request. Five, no more: each is a thread, and
-            # more threads contend for the GIL (measured by bench/api.py).
-            kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=5, max_overflow=0)
+            # pragmas per session). Two: each is a thread, and more threads contend for the GIL (bench/api.py:
+            # 16 clients listing jobs, 1.7x the requests/s of the default, 1.3x of five). SQLite writes one at
+            # a time anyway; so hold no session across long work.
+            kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=2, max_overflow=0)
         engine = create_async_engine(u, connect_args={"timeout": 30, **(connect_args or {})}, **kwargs)
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         return engine
