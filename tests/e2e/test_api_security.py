@@ -79,12 +79,14 @@ def operations(server: Server) -> list[tuple[str, str]]:
 
 
 def call(server: Server, method: str, path: str, job: dict[str, Any], token: str | None) -> httpx.Response:
-    url = server.url + path.replace("{job_id}", job["id"]).replace("{language}", "es")
+    url = server.url + path.replace("{job_id}", job["id"]).replace("{language}", "es").replace("{segment_id}",
+                                                                                                "seg-0001")
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     body: dict[str, Any] | None = None
     if method in ("POST", "PATCH"):
         body = {"uploads": job["uploads"], "target_languages": ["es"], "language": "es", "kind": "audio",
-                "translations": {}, "files": [{"kind": "source", "filename": "a.wav", "size": 10}]}
+                "translations": {}, "translation": "Hola.",
+                "files": [{"kind": "source", "filename": "a.wav", "size": 10}]}
     params = {"duration": "10", "target_languages": "es"} if path.endswith("/estimate") else None
     return httpx.request(method, url, headers=headers, json=body, params=params, timeout=30)
 
