@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,10 @@ from pathlib import Path
 from nicegui import app, ui
 
 from .. import languages
+from ..errors import DubError
 from ..services import Services
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "dubstudio"
 REFRESH_SECONDS = 1.0
@@ -77,3 +81,12 @@ def frame(title: str, *, wide: bool = False) -> Iterator[None]:
     with ui.column().classes(f"w-full {width} mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold break-all").props("role=heading aria-level=1")
         yield
+
+
+def tell(exc: Exception, doing: str) -> None:
+    """A failure in plain words: ours are DubErrors with their fix; anything else is logged, not shown."""
+    if isinstance(exc, DubError):
+        ui.notify(str(exc), type="negative", multi_line=True)
+    else:
+        log.warning("could not %s", doing, exc_info=exc)
+        ui.notify(UNEXPECTED, type="negative")

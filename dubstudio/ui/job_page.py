@@ -32,10 +32,20 @@ from nicegui import app, events, ui
 
 from .. import actions, languages
 from ..auth.local import LOCAL_USER_ID
-from ..errors import BadInput, DubError, NotFound
+from ..errors import BadInput, NotFound
 from ..pipeline.layout import STAGES
 from ..services import Services
-from .common import REFRESH_SECONDS, UNEXPECTED, download_name, download_url, frame, percent, services, status_text
+from .common import (
+    REFRESH_SECONDS,
+    UNEXPECTED,
+    download_name,
+    download_url,
+    frame,
+    percent,
+    services,
+    status_text,
+    tell,
+)
 
 if TYPE_CHECKING:
     from ..pipeline.preview import Preview
@@ -126,15 +136,6 @@ def clip_url(job_id: str, track: str, row: dict[str, Any], version: str = "") ->
 async def load_view(svc: Services, job_id: str) -> dict[str, Any]:
     async with svc.db.session() as s:
         return actions.job_view(await actions.get_job(s, LOCAL_USER_ID, job_id), detail=True)
-
-
-def tell(exc: Exception, doing: str) -> None:
-    """A failure in plain words: ours are DubErrors with their fix; anything else is logged, not shown."""
-    if isinstance(exc, DubError):
-        ui.notify(str(exc), type="negative", multi_line=True)
-    else:
-        log.warning("the job page could not %s", doing, exc_info=exc)
-        ui.notify(UNEXPECTED, type="negative")
 
 
 def plain_error(error: dict[str, Any] | None) -> str | None:

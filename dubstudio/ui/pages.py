@@ -46,6 +46,7 @@ from .common import (
     percent,
     services,
     status_text,
+    tell,
 )
 
 log = logging.getLogger(__name__)
@@ -60,15 +61,6 @@ DOWNLOADS = {"audio_wav": ("WAV", "wav", "wav"), "audio": ("M4A", "m4a", "m4a"),
 
 def money(amount: float) -> str:
     return f"${amount:.2f}" if amount >= 1 else f"${amount:.4f}"
-
-
-def tell(exc: Exception, doing: str) -> None:
-    """A failure in plain words: ours are DubErrors with their fix; anything else is logged, not shown."""
-    if isinstance(exc, DubError):
-        ui.notify(str(exc), type="negative", multi_line=True)
-    else:
-        log.warning("could not %s", doing, exc_info=exc)
-        ui.notify(UNEXPECTED, type="negative")
 
 
 # --- the upload form ---------------------------------------------------------------------------------

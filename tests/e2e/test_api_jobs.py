@@ -3,11 +3,9 @@ where it stopped; CORS answers only the configured origins; a server on another 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.server import Server, token, wait_for
+from tests.support.server import Server, server_env, token, wait_for
 
 pytestmark = pytest.mark.slow
 ORIGIN = "https://app.example.com"
@@ -23,16 +21,7 @@ ORIGIN = "https://app.example.com"
 
 @pytest.fixture
 def env(tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
-    env["DUBSTUDIO_CORS_ORIGINS"] = f'["{ORIGIN}"]'
-    return env
-
-
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[Server]:
-    s = Server(env).start()
-    yield s
-    s.stop()
+    return server_env(DUBSTUDIO_CORS_ORIGINS=f'["{ORIGIN}"]')
 
 
 def test_cancel_stops_a_running_job_and_retry_goes_on(server: Server, env: dict[str, str]) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,23 +11,14 @@ import pytest
 
 from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.server import Server, token, wait_for
+from tests.support.server import Server, server_env, token, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def env(tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
-    # The isolated data folder and the fake translator come from the fixtures; pytest's own variables
-    # must not reach the server (NiceGUI would think it runs under its test fixture).
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
-
-
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[Server]:
-    s = Server(env).start()
-    yield s
-    s.stop()
+    return server_env()  # the isolated data folder and the fake translator come from the fixtures
 
 
 def submit(server: Server, auth: dict[str, str]) -> str:

@@ -8,7 +8,6 @@ bucket, uploads straight to it, downloads redirected to it)."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import soundfile as sf
 from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.supabase_server import BUCKET, SERVICE_KEY, USER_ID, FakeSupabase
-from tests.support.server import Server, token, wait_for
+from tests.support.server import Server, server_env, token, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +38,12 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def env(mode: str, tmp_path: Path, fake_openai: FakeOpenAI, supabase: FakeSupabase) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
+    env = server_env()
     if mode == "supabase":
         supabase.reset()
         env.update(DUBSTUDIO_AUTH="supabase", DUBSTUDIO_STORAGE="supabase", DUBSTUDIO_SUPABASE_URL=supabase.url,
                    DUBSTUDIO_SUPABASE_KEY=SERVICE_KEY, DUBSTUDIO_SUPABASE_BUCKET=BUCKET)
     return env
-
-
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[Server]:
-    s = Server(env).start()
-    yield s
-    s.stop()
 
 
 def background_track(path: Path) -> Path:

@@ -290,7 +290,12 @@ async def test_first_sight_is_race_safe_and_then_costs_no_query(monkeypatch: pyt
         with monkeypatch.context() as m:
             m.setattr(AsyncSession, "get", slow_get)
             m.setattr(AsyncSession, "rollback", counted_rollback)
-            await asyncio.gather(*(KnownUsers().ensure(db.session, caller) for _ in range(4)))
+            processes = [Database.connect(settings) for _ in range(4)]  # each its own engine and pool
+            try:
+                await asyncio.gather(*(KnownUsers().ensure(p.session, caller) for p in processes))
+            finally:
+                for p in processes:
+                    await p.close()
         assert lost == 3
         again = Caller(str(uuid.uuid4()), USERS[USER_ID])
         users = KnownUsers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -60,3 +61,10 @@ def wait_for(server: Server, auth: dict[str, str], job_id: str, status: str, tim
             return job  # type: ignore[no-any-return]
         time.sleep(0.3)
     raise AssertionError(f"job not {status} after {timeout} s: {job}")
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The test's environment for a server process (its isolated data folder and fakes come from the
+    fixtures), without pytest's and NiceGUI's own variables: NiceGUI would think it runs under its test
+    fixture."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}, **extra}
