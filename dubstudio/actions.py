@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,8 @@ from .config import Settings
 from .db.models import Job, JobEvent, LanguageTask, Upload, utcnow
 from .domain import Transcript
 from .errors import BadInput, Conflict, DubError, NotFound
-from .pipeline.layout import EDITS, SOURCE_EDITS, SPEAKER_EDITS, apply_speaker_edits, sha256_file
+from .pipeline.layout import EDITS, SOURCE_EDITS, SPEAKER_EDITS, sha256_file
+from .storage.active import JobFiles
 from .storage.local import LocalStorage
 from .tasks import job_voices
 from .vendors import registry
@@ -232,27 +232,22 @@ def _task(job: Job, language: str) -> LanguageTask:
                    hint=f"Its languages: {', '.join(t.language for t in job.languages)}.")
 
 
-async def language_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str,
-                         language: str) -> list[dict[str, Any]]:
+async def language_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str, language: str,
+                         files: JobFiles | None = None) -> list[dict[str, Any]]:
     """Every line of a language: source text and times, the translation (typed by hand where it was),
-    and where the dub placed it once made."""
+    and where the dub placed it once made. `files`: the active store (the server's `svc.files`), whose
+    copies a worker on another machine keeps current; the data folder when not given."""
     job = await get_job(session, user_id, job_id)
     _task(job, language)
-    wd = _workdir(settings, job)
-    if not (wd / "transcript.json").exists():
+    read = _reader(settings, files, job.id)
+    found = await read("transcript.json")
+    if found is None:
         raise BadInput("The source is not transcribed yet.", hint="Wait for the transcribe stage to finish.")
-    transcript = Transcript.from_dict(json.loads((wd / "transcript.json").read_text("utf-8")))
-    apply_speaker_edits(transcript, wd)
-    segments = transcript.segments
-    corrected = json.loads((wd / SOURCE_EDITS).read_text("utf-8")) if (wd / SOURCE_EDITS).exists() else {}
-    def read(name: str) -> dict[str, Any]:
-        path = wd / language / name
-        return dict(json.loads(path.read_text("utf-8"))) if path.exists() else {}
-
-    engine, edits = read("translation.json"), read(EDITS)
-    result = read("result.json")
-    placed = {row["id"]: row for row in result.get("segments", [])}
-    return [{"id": s.id, "speaker": s.speaker, "source_start": s.start, "source_end": s.end,
+    segments = Transcript.from_dict(found).segments
+    speakers, corrected = await read(SPEAKER_EDITS) or {}, await read(SOURCE_EDITS) or {}
+    engine, edits = await read(f"{language}/translation.json") or {}, await read(f"{language}/{EDITS}") or {}
+    placed = {row["id"]: row for row in (await read(f"{language}/result.json") or {}).get("segments", [])}
+    return [{"id": s.id, "speaker": speakers.get(s.id, s.speaker), "source_start": s.start, "source_end": s.end,
              "text": corrected.get(s.id) or s.text,
              "translation": edits.get(s.id) or engine.get(s.id, ""), "edited": s.id in edits,
              **{k: placed[s.id][k] for k in ("dub_start", "dub_end", "stretch", "overflow", "rate", "voice")
@@ -260,19 +255,31 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
             for s in segments]
 
 
+def _reader(settings: Settings, files: JobFiles | None, job_id: str) -> Callable[[str], Awaitable[Any]]:
+    """Reads a job's small JSON files by their name in its folder (None where there is none)."""
+    store = files or JobFiles(LocalStorage(settings.storage_dir))
+
+    async def read(name: str) -> Any:
+        return await asyncio.to_thread(store.read_json, f"jobs/{job_id}/{name}")
+
+    return read
+
+
 async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, job_id: str, language: str,
                      translations: dict[str, str], texts: dict[str, str] | None = None,
-                     speakers: dict[str, str] | None = None, voices: dict[str, str] | None = None) -> Job:
+                     speakers: dict[str, str] | None = None, voices: dict[str, str] | None = None,
+                     files: JobFiles | None = None) -> Job:
     """Keep what a person set: translations of `language`, corrected source `texts` and `speakers` of
     lines (which every language follows), and `voices` of speakers in `language`; queue what changed to
-    be made again (only changed lines are spoken again; the caller enqueues the job)."""
+    be made again (only changed lines are spoken again; the caller enqueues the job). The edits go to
+    `files`, the active store (see `language_lines`), where the run that makes them finds them."""
     texts, speakers, voices = texts or {}, speakers or {}, voices or {}
     bad = next((v for v in [*speakers.values(), *voices] if not SPEAKER.fullmatch(v)), None)
     if bad is not None:
         raise BadInput(f"Not a speaker name: {bad[:40]!r}.", hint="Use letters, digits, '-' or '_', e.g. S2.")
     if any(not v.strip() or len(v) > 128 for v in voices.values()):
         raise BadInput("A voice must be named (at most 128 characters).", hint="Use a voice id the engine lists.")
-    rows = await language_lines(settings, session, user_id, job_id, language)
+    rows = await language_lines(settings, session, user_id, job_id, language, files)
     lines = {row["id"] for row in rows}
     unknown = sorted((set(translations) | set(texts) | set(speakers)) - lines)
     if unknown:
@@ -281,17 +288,15 @@ async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, jo
     job = await get_job(session, user_id, job_id)
     if job.status in ("running", "deleted", "cancelled"):
         raise Conflict(f"The job is {job.status}.", hint="Edit lines once it has stopped running.")
-    wd = _workdir(settings, job)
     if voices:
         chosen = dict(job.options.get("voices", {}))
         job.options = {**job.options, "voices": {**chosen, language: {**chosen.get(language, {}), **voices}}}
-    for path, changes in ((wd / language / EDITS, translations), (wd / SOURCE_EDITS, texts),
-                          (wd / SPEAKER_EDITS, speakers)):
+    store, read = files or JobFiles(LocalStorage(settings.storage_dir)), _reader(settings, files, job.id)
+    for name, changes in ((f"{language}/{EDITS}", translations), (SOURCE_EDITS, texts), (SPEAKER_EDITS, speakers)):
         if changes:
-            edits = json.loads(path.read_text("utf-8")) if path.exists() else {}
+            edits = await read(name) or {}
             edits.update({k: v.strip() for k, v in changes.items()})
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(edits, ensure_ascii=False, indent=1), "utf-8")
+            await asyncio.to_thread(store.write_json, f"jobs/{job.id}/{name}", edits)
     again = [t.language for t in job.languages] if texts or speakers else [language]
     changed = len(set(translations) | set(texts) | set(speakers))
     return await _requeue_languages(session, job, again, f"{changed} line(s) and {len(voices)} voice(s) edited")
@@ -379,7 +384,7 @@ _previewing: set[str] = set()  # jobs a preview is patching in this process: one
 
 async def regenerate_line(settings: Settings, session: AsyncSession, engines_for: Callable[[dict[str, Any]], Engines],
                           user_id: str, job_id: str, language: str, segment_id: str,
-                          translation: str) -> Preview | None:
+                          translation: str, files: JobFiles | None = None) -> Preview | None:
     """Keep a translation typed for one line (as `edit_lines`) and, when the language is done, make its
     master WAV current for that line at once: only the line spoken and fitted, only its stretch of the
     master remade (a second or two of local work even for an hour of media). The language is queued to be
@@ -399,7 +404,7 @@ async def regenerate_line(settings: Settings, session: AsyncSession, engines_for
     if ready:
         _previewing.add(job_id)
     try:
-        await edit_lines(settings, session, user_id, job_id, language, {segment_id: text})
+        await edit_lines(settings, session, user_id, job_id, language, {segment_id: text}, files=files)
         if not ready:  # nothing finished to patch, or it may be being written: the queued run does it all
             return None
         calls: list[tuple[str | None, str, float, str, float]] = []

@@ -306,6 +306,7 @@ async def execute(queue: Queue, job_id: str) -> None:
             job.status, job.heartbeat_at, job.error_code, job.error_message = "running", utcnow(), None, None
             started = utcnow()
             languages = [t.language for t in await job.awaitable_attrs.languages if t.status != "done"]
+            state, edits = layout.editor_files(job_id, [t.language for t in job.languages])
             options = dict(job.options)
             inputs = await _inputs(s, job)
             from .pipeline import run as pipeline  # here: only a job's process loads the pipeline
@@ -326,6 +327,7 @@ async def execute(queue: Queue, job_id: str) -> None:
         try:
             if files.remote is not None:
                 await in_daemon_thread(_stage_inputs, files, inputs, settings.max_upload_bytes)
+                await in_daemon_thread(files.pull, edits)  # typed on a server that may be another machine
             engines = await in_daemon_thread(queue.engines, options)
             data = await in_daemon_thread(pipeline.run, spec, engines, reporter)
             if reporter.stopped.is_set():
@@ -362,6 +364,8 @@ async def execute(queue: Queue, job_id: str) -> None:
             for key, _ in inputs:  # downloaded copies (Supabase mode): the bucket keeps the inputs
                 files.release(key)
         try:  # with the heartbeat still on: uploading a long video must not look like a dead worker
+            if files.remote is not None and not reporter.stopped.is_set():
+                await _share_state(files, job_id, state)
             if files.remote is not None and not reporter.stopped.is_set() and (
                     failure := await _publish(db, files, job_id, started, languages)):
                 status, code, message = "failed", NOT_STORED, failure
@@ -450,6 +454,14 @@ async def _publish(db: Database, files: JobFiles, job_id: str, since: datetime,
         await s.execute(update(LanguageTask).where(LanguageTask.job_id == job_id, LanguageTask.language.in_(failed))
                         .values(status="failed", error_code=StorageError.code, error_message=message))
     return message
+
+
+async def _share_state(files: JobFiles, job_id: str, keys: list[str]) -> None:
+    """The lines and where they went, for the editor on whichever server reads them."""
+    try:
+        await in_daemon_thread(files.push, keys)
+    except DubError as err:  # the dub is made; the editor elsewhere sees the last state until the next run
+        log.warning("job %s: the editor's files could not be stored: %s", job_id, err)
 
 
 def _publish_one(files: JobFiles, key: str, size: int, new: bool) -> None:

@@ -159,7 +159,7 @@ async def job_events(job_id: str, user: CurrentUser, session: SessionDep,
 async def segments(job_id: str, language: str, user: CurrentUser, svc: ServicesDep,
                    session: SessionDep) -> dict[str, Any]:
     """Every line of a language: source text and times, its translation, and where the dub placed it."""
-    return {"segments": await actions.language_lines(svc.settings, session, user, job_id, language)}
+    return {"segments": await actions.language_lines(svc.settings, session, user, job_id, language, svc.files)}
 
 
 @router.patch("/jobs/{job_id}/languages/{language}/segments", response_model=JobOut, tags=["editor"])
@@ -167,7 +167,7 @@ async def edit_segments(job_id: str, language: str, body: EditLines, user: Curre
                         session: SessionDep) -> dict[str, Any]:
     """Translations typed by hand (by segment id); the language is made again, only changed lines spoken."""
     await actions.edit_lines(svc.settings, session, user, job_id, language, body.translations, body.texts,
-                             body.speakers, body.voices)
+                             body.speakers, body.voices, files=svc.files)
     svc.queue.enqueue(job_id)
     return actions.job_view(await actions.get_job(session, user, job_id), detail=True)
 
@@ -180,7 +180,7 @@ async def regenerate(job_id: str, language: str, segment_id: str, body: Regenera
     spoken and its stretch of the master remade before this answers (heard within seconds); the language's
     other files are made again behind it."""
     made = await actions.regenerate_line(svc.settings, session, svc.queue.engines, user, job_id, language,
-                                         segment_id, body.translation)
+                                         segment_id, body.translation, files=svc.files)
     svc.queue.enqueue(job_id)
     job = actions.job_view(await actions.get_job(session, user, job_id), detail=True)
     return {"job": job, "preview": None if made is None else {"segment_id": made.segment_id, "start": made.start,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def apply_speaker_edits(transcript: Transcript, workdir: Path) -> dict[str, str]
     for seg in transcript.segments:
         seg.speaker = speakers.get(seg.id, seg.speaker)
     return speakers
+
+
+def editor_files(job_id: str, languages: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The storage keys of what a run writes and the editor reads (the lines and where they went), and
+    of what a person writes and a run reads (the edits): small JSON files, shared through the store."""
+    base, langs = f"jobs/{job_id}", list(languages)
+    made = [f"{base}/transcript.json", *(f"{base}/{lang}/{name}" for lang in langs
+                                        for name in ("translation.json", "result.json"))]
+    edits = [f"{base}/{SOURCE_EDITS}", f"{base}/{SPEAKER_EDITS}", *(f"{base}/{lang}/{EDITS}" for lang in langs)]
+    return made, edits
 
 
 def sha256_file(path: Path) -> str:

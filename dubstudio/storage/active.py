@@ -9,15 +9,21 @@ job from the bucket and the database alone.
   `release(key)` drops a downloaded copy again (nothing in local mode: the file is the store).
 * `publish(key)`: the local file becomes the stored one (uploaded in Supabase mode; nothing in local).
 * `exists(key)`, `delete_prefix(prefix)`: in the store of record (and, for a delete, the local copies).
+* `read_json(key)`, `write_json(key, data)`: the editor's small files, from and to the store of record,
+  so that a server and a worker on different machines see the same lines and edits; `pull(keys)` and
+  `push(keys)` bring a worker's copies of them up to date with the store, and the store with its copies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
 import mimetypes
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput, NotFound
 from .local import MAX_FILE_BYTES, LocalStorage
@@ -74,6 +80,36 @@ class JobFiles:
 
     def exists(self, key: str) -> bool:
         return self.remote.exists(key) if self.remote else self.local.exists(key)
+
+    def read_json(self, key: str) -> Any:
+        """The stored JSON of `key`, None when there is none (read into memory: a run that is writing the
+        local copy is never disturbed)."""
+        try:
+            data = self.remote.read(key) if self.remote else self.local.local_path(key).read_bytes()
+        except (NotFound, FileNotFoundError):
+            return None
+        return json.loads(data)
+
+    def write_json(self, key: str, data: Any) -> None:
+        """Write `key` locally (atomically) and store it."""
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(path)
+        self.publish(key)
+
+    def pull(self, keys: Iterable[str]) -> None:
+        """Supabase mode: the stored copies of these small files over the local ones, where stored."""
+        for key in keys if self.remote is not None else ():
+            with contextlib.suppress(NotFound):
+                self.fetch(key)
+
+    def push(self, keys: Iterable[str]) -> None:
+        """Supabase mode: store those of these files that exist locally."""
+        for key in keys if self.remote is not None else ():
+            if self.local_path(key).is_file():
+                self.publish(key)
 
     def delete_prefix(self, prefix: str) -> None:
         """Remove `prefix` (a file or a folder) from the store and its local copies."""

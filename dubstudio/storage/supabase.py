@@ -109,6 +109,12 @@ class SupabaseStorage:
         with self._errors("check", key):
             return bool(self._files.exists(key))
 
+    def read(self, key: str) -> bytes:
+        """A small object's bytes, in memory (the editor's JSON files); NotFound when it is not there."""
+        key = storage_key(key)
+        with self._errors("download", key):
+            return bytes(self._files.download(key))
+
     def size(self, key: str) -> int:
         """The object's size in bytes (NotFound when it is not there): check an upload before fetching."""
         key = storage_key(key)

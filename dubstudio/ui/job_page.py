@@ -329,7 +329,8 @@ class LanguagePanel:
         svc = self.page.svc
         try:
             async with svc.db.session() as s:
-                rows = await actions.language_lines(svc.settings, s, LOCAL_USER_ID, view["id"], self.language)
+                rows = await actions.language_lines(svc.settings, s, LOCAL_USER_ID, view["id"], self.language,
+                                                    svc.files)
         except BadInput:  # not transcribed yet
             rows = None
         except Exception as exc:
@@ -421,7 +422,7 @@ class LanguagePanel:
         try:
             async with svc.db.session() as s:  # the line is spoken and patched into the dub before this returns
                 heard = await actions.regenerate_line(svc.settings, s, svc.queue.engines, LOCAL_USER_ID, self.page.id,
-                                                      self.language, line_id, text)
+                                                      self.language, line_id, text, files=svc.files)
             svc.queue.enqueue(self.page.id)  # the language's other files, made again behind it
         except Exception as exc:
             with self.page.client:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -20,7 +22,7 @@ from nicegui.testing import User
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dubstudio import modes
+from dubstudio import actions, modes
 from dubstudio.auth.base import Caller
 from dubstudio.auth.users import KnownUsers
 from dubstudio.config import Settings
@@ -29,6 +31,8 @@ from dubstudio.db.models import User as UserRow
 from dubstudio.errors import ConfigError
 from dubstudio.runtime import Database, prepare
 from dubstudio.services import Services
+from dubstudio.storage.active import JobFiles
+from dubstudio.storage.local import LocalStorage
 from dubstudio.tasks import Queue
 from tests.conftest import JFK
 from tests.fakes.openai_server import FakeOpenAI
@@ -104,7 +108,7 @@ def test_a_worker_runs_a_job_from_the_bucket_and_puts_its_files_back(fake: FakeS
 
     job, _ = asyncio.run(_load(settings, job_id))
     assert job.status == "done", job.error_message
-    assert fake.calls["download"] == 1
+    assert fake.calls["download"] == 1 + 3  # the input, and a look for each file of edits (none yet)
     assert not staged.exists()  # the downloaded copy is gone once the job ends
     kinds = {(a.language, a.kind) for a in job.artifacts}
     assert {("es", "audio"), (None, "manifest"), (None, "captions_srt")} <= kinds
@@ -121,7 +125,44 @@ def test_a_worker_runs_a_job_from_the_bucket_and_puts_its_files_back(fake: FakeS
     Queue(settings).run_job.call_local(job_id)
     job, _ = asyncio.run(_load(settings, job_id))
     assert job.status == "done", job.error_message
-    assert fake.calls["upload"] - uploads == len(job.artifacts)
+    state = 3  # the editor's files go up after every run: transcript.json, es/translation.json, es/result.json
+    assert fake.calls["upload"] - uploads == len(job.artifacts) + state
+
+
+def test_the_editor_works_from_another_machine(fake: FakeSupabase, fake_openai: FakeOpenAI) -> None:
+    """The server that lists and edits lines shares only the bucket and the database with the worker."""
+    settings = Settings()
+    prepare(settings)
+    data = JFK.read_bytes()
+    key = f"uploads/{uuid.uuid4().hex}/source.flac"
+    fake.put(key, data, "audio/flac")
+    job_id = asyncio.run(_make_job(settings, key, sha(data)))
+    work = settings.storage_dir / "jobs" / job_id
+    Queue(settings).run_job.call_local(job_id)
+    shutil.rmtree(work)  # the server is another machine: nothing of the worker's folder is there
+    files = JobFiles(LocalStorage(settings.storage_dir), modes.remote_storage(settings))
+
+    async def edit() -> tuple[list[dict[str, Any]], str]:
+        db = Database.connect(settings)
+        try:
+            async with db.session() as s:
+                rows = await actions.language_lines(settings, s, USER_ID, job_id, "es", files)
+                await actions.edit_lines(settings, s, USER_ID, job_id, "es", {rows[0]["id"]: "Una línea escrita."},
+                                         files=files)
+            return rows, rows[0]["id"]
+        finally:
+            await db.close()
+
+    rows, line = asyncio.run(edit())
+    assert rows and all(row["translation"] and "dub_start" in row for row in rows)
+    assert json.loads(fake.get(f"jobs/{job_id}/es/edits.json") or b"{}") == {line: "Una línea escrita."}
+    shutil.rmtree(work)  # and the worker that makes it again is yet another machine
+
+    Queue(settings).run_job.call_local(job_id)
+    job, _ = asyncio.run(_load(settings, job_id))
+    assert job.status == "done", job.error_message
+    result = json.loads(fake.get(f"jobs/{job_id}/es/result.json") or b"{}")
+    assert next(r for r in result["segments"] if r["id"] == line)["translation"] == "Una línea escrita."
 
 
 async def _requeue(settings: Settings, job_id: str) -> None:
