@@ -43,3 +43,9 @@ def test_the_offline_engines_need_no_key(fake_openai: FakeOpenAI) -> None:
     out = doctor()
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("none needed") == 2
+
+
+def test_a_manual_translator_with_no_key_at_all_is_fine() -> None:
+    out = doctor(DUBSTUDIO_TRANSLATOR="manual")  # the offline engines and lines typed by hand: nothing to call
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "typed by hand" in out.stdout and "FAIL" not in out.stdout
