@@ -265,6 +265,7 @@ class LanguagePanel:
         self.previews: dict[str, Preview] = {}  # of those, the lines already heard in the dub
         self.busy = False
         self.summary = ui.column().classes("w-full gap-2")
+        self.voices = ui.row().classes("w-full items-end gap-3").mark(f"voices-{language}")
         ui.label("Lines").classes("text-lg font-semibold").props("role=heading aria-level=3")
         ui.label("Edit a translation, then Regenerate (or Ctrl+Enter): only that line is spoken again.") \
             .classes("text-sm opacity-70")
@@ -349,6 +350,65 @@ class LanguagePanel:
                 said = spoken.get(row["id"], {}).get("translation") if version else None
                 self.line(n, row, version, drafts.get(row["id"]), said)
         self.page.source.show_lines(rows)
+        await self.draw_voices(rows or [])
+
+    async def draw_voices(self, rows: list[dict[str, Any]]) -> None:
+        """A voice per speaker, chosen from the job's voice engine for this language."""
+        svc, lang = self.page.svc, self.language
+        chosen = {row["speaker"]: row["voice"] for row in rows if row.get("voice")}
+        try:
+            async with svc.db.session() as s:
+                options = dict((await actions.get_job(s, LOCAL_USER_ID, self.page.id)).options)
+            offered = await asyncio.to_thread(lambda: svc.queue.engines(options).tts.voices(lang))
+        except Exception as exc:  # an engine not set up: the lines still show, without a choice of voice
+            log.info("no voices to offer for %s: %s", lang, exc)
+            offered = []
+        self.voices.clear()
+        if not chosen or not offered:
+            return
+        with self.voices:
+            ui.label("Voices").classes("font-medium")
+            for n, (speaker, voice) in enumerate(chosen.items()):
+                ui.select(sorted({*offered, voice}), value=voice, label=f"Speaker {speaker}",
+                          on_change=lambda e, who=speaker: self.set_voice(who, str(e.value))) \
+                    .props(f'dense outlined aria-label="Voice of speaker {speaker} in {self.name}"') \
+                    .classes("min-w-48").mark(f"voice-{lang}-{n}")
+
+    async def set_voice(self, speaker: str, voice: str) -> None:
+        current = next((r.get("voice") for r in self.rows if r["speaker"] == speaker), None)
+        if voice == current:
+            return
+        await self.edit(f"Speaker {speaker} now speaks {self.name} with {voice}; their lines are made again.",
+                        "change a voice", voices={speaker: voice})
+
+    async def edit_source(self, row: dict[str, Any], number: int) -> None:
+        """The source text of a line, corrected: every language translates and speaks it again."""
+        with self.page.client, ui.dialog() as dialog, ui.card().classes("w-[36rem] max-w-full"):
+            ui.label(f"Source text of line {number}").classes("font-semibold")
+            box = ui.textarea(value=row["text"]).props('autogrow outlined aria-label="Source text"') \
+                .classes("w-full").mark("source-text")
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Cancel", on_click=lambda: dialog.submit(None)).props("flat no-caps")
+                ui.button("Save", on_click=lambda: dialog.submit(box.value)).props("no-caps").mark("save-source")
+        text = ((await dialog) or "").strip()
+        if text and text != row["text"]:
+            await self.edit(f"Line {number} corrected; every language makes it again.", "correct a line",
+                            texts={row["id"]: text})
+
+    async def edit(self, done: str, doing: str, **changes: dict[str, str]) -> None:
+        svc = self.page.svc
+        try:
+            async with svc.db.session() as s:
+                await actions.edit_lines(svc.settings, s, LOCAL_USER_ID, self.page.id, self.language, {},
+                                         files=svc.files, **changes)
+            svc.queue.enqueue(self.page.id)
+        except Exception as exc:
+            with self.page.client:
+                tell(exc, doing)
+            return
+        with self.page.client:
+            ui.notify(done, type="info")
+        await self.page.refresh()
 
     def line(self, n: int, row: dict[str, Any], version: str | None, draft: str | None, said: str | None) -> None:
         """One line; `said`: what the dub speaks, when the translator had to shorten the line to fit."""
@@ -361,7 +421,11 @@ class LanguagePanel:
                 ui.label(f"#{number}").classes("font-semibold")
                 ui.label(f"{clock(row['source_start'])}–{clock(row['source_end'])}")
                 ui.label(f"Speaker {row['speaker']}" if row["speaker"] else "").classes("opacity-70")
-            ui.label(row["text"]).classes("text-sm").props('lang="und"')
+            with ui.row().classes("items-start gap-1 no-wrap"):
+                ui.label(row["text"]).classes("text-sm grow").props('lang="und"').mark(f"source-{lang}-{n}")
+                ui.button(icon="edit", on_click=lambda: self.edit_source(row, number)) \
+                    .props(f'flat dense round size=sm aria-label="Correct the source text of line {number}"') \
+                    .tooltip("Correct the source text").mark(f"edit-source-{lang}-{n}")
             with ui.column().classes("gap-1 w-full"):
                 box = ui.textarea(value=draft if draft is not None else row["translation"]) \
                     .props(f'autogrow outlined dense aria-label="{self.name} translation of line {number}" '

@@ -248,6 +248,34 @@ async def test_edit_a_line_and_regenerate_it(fake_deepgram: FakeDeepgram, fake_o
     assert only(user, "line-player").source != old_clip  # the new audio, not a cached old clip
 
 
+async def test_change_a_speakers_voice_and_correct_a_source_line(fake_deepgram: FakeDeepgram,
+                                                                  fake_openai: FakeOpenAI, user: User) -> None:
+    done = await finished_job()
+    before = spanish_lines(done)
+    await user.open(f"/jobs/{done.job.id}")
+    await user.should_see(marker="voice-es-0", retries=20)
+    speaker, old = before[0]["speaker"], before[0]["voice"]
+    new = next(v for v in only(user, "voice-es-0").options if v != old)
+    spoken = fake_deepgram.calls["speak"]
+    choose(user, "voice-es-0", new)
+    await user.should_see(f"Speaker {speaker} now speaks Spanish with {new}", retries=20)
+    await user.should_see(marker="status-done", retries=JOB_SECONDS * 10)
+    after = spanish_lines(done)
+    theirs = [i for i, row in enumerate(before) if row["speaker"] == speaker]
+    assert all(after[i]["voice"] == new for i in theirs)
+    assert fake_deepgram.calls["speak"] - spoken == len(theirs)  # only their lines were spoken again
+
+    user.find(marker="edit-source-es-0").click()
+    await user.should_see(marker="source-text", retries=20)
+    user.find(marker="source-text").clear()
+    user.find(marker="source-text").type("And so, my fellow citizens.")
+    user.find(marker="save-source").click()
+    await user.should_see("Line 1 corrected; every language makes it again.", retries=20)
+    await user.should_see(marker="status-done", retries=JOB_SECONDS * 10)
+    assert spanish_lines(done)[0]["text"] == "And so, my fellow citizens."
+    await user.should_see("And so, my fellow citizens.", retries=20)
+
+
 async def test_a_failed_language_is_told_and_tried_again_from_its_page(fake_deepgram: FakeDeepgram,
                                                                        fake_openai: FakeOpenAI, user: User) -> None:
     fake_openai.fail_next.extend([401] * 10)  # the translator refuses the key
