@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 STAGING_MAX_AGE = 24 * 3600.0  # seconds an upload may wait for the Dub button before it is swept away
 CANCELLABLE = ("queued", "running", "awaiting_input")
 NO_ESTIMATE = "The cost estimate appears once a file is chosen."
+NO_BACKGROUND = "No background track: the dub is mixed over the original."
 # Artifact kind -> (button text, marker suffix, file extension)
 DOWNLOADS = {"audio_wav": ("WAV", "wav", "wav"), "audio": ("M4A", "m4a", "m4a"),
              "voice_wav": ("Voice only (WAV)", "voice", "wav"), "captions_srt": ("Subtitles (SRT)", "srt", "srt")}
@@ -88,12 +89,25 @@ class DubForm:
         self.svc = svc
         self.on_created = on_created
         self.staged: Staged | None = None
+        self.background: Staged | None = None  # stems: the file is then the voice alone
         self.staging_root = svc.settings.data_dir / "ui-staging"
         self.sweep()
         with ui.card().classes("w-full"):
             self.upload = ui.upload(label="Audio or video file", auto_upload=True, on_upload=self.received) \
                 .classes("w-full").mark("upload")
             self.file_label = ui.label("No file chosen yet.").classes("text-sm").mark("staged-file")
+            with ui.expansion("Background track (stems)", icon="library_music").classes("w-full").mark("stems"):
+                ui.label("With a background track (music and effects), the file above is the voice alone: the dub "
+                         "replaces it over this track instead of being mixed over the original.") \
+                    .classes("text-sm opacity-70")
+                self.bg_upload = ui.upload(label="Background track", auto_upload=True,
+                                           on_upload=self.received_background).classes("w-full") \
+                    .mark("upload-background")
+                with ui.row().classes("items-center gap-2"):
+                    self.bg_label = ui.label(NO_BACKGROUND).classes("text-sm").mark("staged-background")
+                    ui.button("Remove", icon="close", on_click=self.drop_background) \
+                        .props('flat dense no-caps aria-label="Remove the background track"') \
+                        .mark("remove-background")
             with ui.row().classes("w-full items-end gap-4"):
                 self.source = ui.select({"auto": "Detect automatically", **language_options()}, value="en",
                                         label="Spoken language", with_input=True) \
@@ -157,15 +171,41 @@ class DubForm:
         if self.staged is not None:
             self.staged.discard()
             self.staged = None
+        self.drop_background()
 
-    def clear(self) -> None:
-        self.discard()
-        self.file_label.set_text("No file chosen yet.")
-        self.show_estimate()
+    def drop_background(self) -> None:
+        if self.background is not None:
+            self.background.discard()
+            self.background = None
+        self.bg_label.set_text(NO_BACKGROUND)
 
     async def received(self, e: events.UploadEventArguments) -> None:
         """Keep the file in a staging folder once it is known to hold audio; the label shows which."""
-        self.clear()
+        if self.staged is not None:
+            self.staged.discard()
+            self.staged = None
+        self.file_label.set_text("No file chosen yet.")
+        staged = await self.stage(e, self.upload)
+        if staged is None:
+            self.show_estimate()
+            return
+        if self.staged is not None:
+            self.staged.discard()  # a file that came in meanwhile
+        self.staged = staged
+        length = f" ({staged.duration:.0f} s)" if staged.duration else ""
+        self.file_label.set_text(f"Ready: {staged.name}{length}")
+        self.show_estimate()
+
+    async def received_background(self, e: events.UploadEventArguments) -> None:
+        self.drop_background()
+        staged = await self.stage(e, self.bg_upload)
+        if staged is not None:
+            self.background = staged
+            self.bg_label.set_text(f"Background: {staged.name}")
+
+    async def stage(self, e: events.UploadEventArguments, uploader: ui.upload) -> Staged | None:
+        """The upload in its own staging folder once it is known to hold usable audio; None (and the
+        reason told) otherwise."""
         name = clean_filename(e.file.name)
         path = self.staging_root / uuid.uuid4().hex / name
         try:
@@ -177,19 +217,15 @@ class DubForm:
         except DubError as err:
             shutil.rmtree(path.parent, ignore_errors=True)
             ui.notify(str(err), type="negative", multi_line=True)
-            return
+            return None
         except Exception:
             shutil.rmtree(path.parent, ignore_errors=True)
             log.warning("could not take the upload %r", name, exc_info=True)
             ui.notify(UNEXPECTED, type="negative")
-            return
+            return None
         finally:
-            self.upload.reset()  # the label, not the uploader's list, tells which file is ready
-        self.discard()  # a file that came in meanwhile
-        self.staged = Staged(path, name, info.duration)
-        length = f" ({info.duration:.0f} s)" if info.duration else ""
-        self.file_label.set_text(f"Ready: {name}{length}")
-        self.show_estimate()
+            uploader.reset()  # the label, not the uploader's list, tells which file is ready
+        return Staged(path, name, info.duration)
 
     async def dub(self) -> None:
         if self.staged is None:
@@ -200,11 +236,13 @@ class DubForm:
             return
         # The job takes the file; one uploaded meanwhile is kept for the next Dub.
         staged, targets, self.staged = self.staged, list(self.targets.value), None
+        bg = self.background
         self.button.disable()
         try:
             async with self.svc.db.session() as s:
                 job = await actions.create_job(self.svc.settings, s, self.svc.storage, LOCAL_USER_ID, staged.name,
-                                               _read_chunks(staged.path), self.source.value, targets, self.options())
+                                               _read_chunks(staged.path), self.source.value, targets, self.options(),
+                                               background=(bg.name, _read_chunks(bg.path)) if bg else None)
             self.svc.queue.enqueue(job.id)
         except Exception as exc:
             if self.staged is None:
@@ -220,6 +258,8 @@ class DubForm:
         finally:
             self.button.enable()
         staged.discard()
+        if bg is not None and bg is self.background:
+            self.drop_background()
         if self.staged is None:
             self.file_label.set_text("No file chosen yet.")
             self.show_estimate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from tests.support.jobs import Done, dub, integrated_lufs
 JOB_SECONDS = 90  # the dub itself takes ~10-20 s; generous for a loaded CI machine
 
 
-async def upload(user: User, name: str, content_type: str, data: bytes) -> None:
-    element = user.find(ui.upload).elements.pop()
+async def upload(user: User, name: str, content_type: str, data: bytes, marker: str = "upload") -> None:
+    element = user.find(kind=ui.upload, marker=marker).elements.pop()
     await element.handle_uploads([SmallFileUpload(name, content_type, data)])
 
 
@@ -104,6 +105,25 @@ async def test_dub_jfk_into_spanish(fake_openai: FakeOpenAI, user: User) -> None
         if marker == "download-manifest":
             assert "es" in json.loads(response.content)["languages"]
     assert 'filename="jfk-11s.es.wav"' in user.download.http_responses[0].headers["content-disposition"]
+
+
+async def test_dub_a_voice_over_a_background_track(fake_openai: FakeOpenAI, user: User, tmp_path: Path) -> None:
+    music = tmp_path / "music.wav"
+    t = np.arange(12 * 22050) / 22050
+    sf.write(music, (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22050)
+    await user.open("/")
+    await upload(user, "jfk-11s.flac", "audio/flac", JFK.read_bytes())
+    await upload(user, "notes.txt", "text/plain", b"hello", marker="upload-background")
+    await user.should_see("notes.txt is not an audio or video file", retries=50)
+    await upload(user, "music.wav", "audio/wav", music.read_bytes(), marker="upload-background")
+    await user.should_see("Background: music.wav", retries=50)
+    user.find(marker="dub").click()
+    await user.should_see("Queued jfk-11s.flac for Spanish.", retries=50)
+    await user.should_see(marker="status-done", retries=JOB_SECONDS * 10)
+    await user.should_see("No background track", retries=20)  # the form is ready for the next file
+    jobs = list((Path(os.environ["DUBSTUDIO_DATA_DIR"]) / "storage" / "jobs").iterdir())
+    manifest = json.loads((jobs[0] / "manifest.json").read_text())
+    assert manifest["source"]["background"], manifest["source"]  # stems: mixed over the track given
 
 
 async def test_download_route_serves_only_recorded_files(user: User) -> None:
