@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 # Artifact kind -> (button text, marker suffix); in this order on the page.
 ARTIFACTS = {"audio_wav": ("Dub (WAV)", "wav"), "audio": ("Dub (M4A)", "m4a"), "video": ("Video", "video"),
              "voice_wav": ("Voice only (WAV)", "voice"), "captions_srt": ("Subtitles (SRT)", "srt"),
-             "captions_vtt": ("Subtitles (WebVTT)", "vtt"), "manifest": ("Manifest (JSON)", "manifest")}
+             "captions_vtt": ("Subtitles (WebVTT)", "vtt"), "video_all": ("Video, every language", "video-all"),
+             "manifest": ("Manifest (JSON)", "manifest")}
 STAGE_NAMES = {"ingest": "read", "synthesize": "speak", "deliver": "export"}  # the others say what they do
 STATE_ICONS = {"done": ("check_circle", "positive"), "current": ("autorenew", "primary"),
                "waiting": ("hourglass_empty", "warning"), "failed": ("error", "negative"),
@@ -151,7 +152,8 @@ def download_buttons(view: dict[str, Any], language: str | None) -> None:
         if art is None:
             continue
         ext = Path(art["path"]).suffix.lstrip(".")
-        name = download_name(view["source_filename"], f"{language}.voice" if kind == "voice_wav" else language, ext)
+        tag = {"voice_wav": f"{language}.voice", "video_all": "all"}.get(kind, language)
+        name = download_name(view["source_filename"], tag, ext)
         url = download_url(view["id"], art["path"], art["sha256"])
         ui.button(text, icon="download", on_click=lambda u=url, n=name: ui.download.from_url(u, n)) \
             .props("outline dense no-caps").mark(f"download-{language}-{suffix}" if language else f"download-{suffix}")
