@@ -239,7 +239,7 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
     copies a worker on another machine keeps current; the data folder when not given."""
     job = await get_job(session, user_id, job_id)
     _task(job, language)
-    read = _reader(settings, files, job.id)
+    read = _reader(_job_files(settings, files), job.id)
     found = await read("transcript.json")
     if found is None:
         raise BadInput("The source is not transcribed yet.", hint="Wait for the transcribe stage to finish.")
@@ -255,9 +255,13 @@ async def language_lines(settings: Settings, session: AsyncSession, user_id: str
             for s in segments]
 
 
-def _reader(settings: Settings, files: JobFiles | None, job_id: str) -> Callable[[str], Awaitable[Any]]:
+def _job_files(settings: Settings, files: JobFiles | None) -> JobFiles:
+    """The store given, else the data folder."""
+    return files or JobFiles(LocalStorage(settings.storage_dir))
+
+
+def _reader(store: JobFiles, job_id: str) -> Callable[[str], Awaitable[Any]]:
     """Reads a job's small JSON files by their name in its folder (None where there is none)."""
-    store = files or JobFiles(LocalStorage(settings.storage_dir))
 
     async def read(name: str) -> Any:
         return await asyncio.to_thread(store.read_json, f"jobs/{job_id}/{name}")
@@ -291,7 +295,8 @@ async def edit_lines(settings: Settings, session: AsyncSession, user_id: str, jo
     if voices:
         chosen = dict(job.options.get("voices", {}))
         job.options = {**job.options, "voices": {**chosen, language: {**chosen.get(language, {}), **voices}}}
-    store, read = files or JobFiles(LocalStorage(settings.storage_dir)), _reader(settings, files, job.id)
+    store = _job_files(settings, files)
+    read = _reader(store, job.id)
     for name, changes in ((f"{language}/{EDITS}", translations), (SOURCE_EDITS, texts), (SPEAKER_EDITS, speakers)):
         if changes:
             edits = await read(name) or {}
@@ -365,17 +370,9 @@ async def delete(svc: Services, session: AsyncSession, user_id: str, job_id: str
         job.artifacts.clear()
         session.add(JobEvent(job_id=job.id, kind="deleted", message="deleted with its files"))
         await session.commit()
-        await asyncio.to_thread(remove_files, svc, job.id, upload_ids)
+        for prefix in (f"jobs/{job.id}", *(f"uploads/{u}" for u in upload_ids)):  # locally and in the bucket
+            await asyncio.to_thread(svc.files.delete_prefix, prefix)
     return await get_job(session, user_id, job_id)
-
-
-def remove_files(svc: Services, job_id: str, upload_ids: list[str]) -> None:
-    """Every stored file of a job and of its uploads, locally and in the remote store."""
-    prefixes = [f"jobs/{job_id}", *(f"uploads/{u}" for u in upload_ids)]
-    for prefix in prefixes:
-        svc.storage.delete_prefix(prefix)
-        if svc.remote is not None:
-            svc.remote.delete_prefix(prefix)
 
 
 # Regenerate one line: heard within seconds, the language's other deliverables made again behind it.
