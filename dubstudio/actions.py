@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import uuid
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -134,21 +135,34 @@ async def create_job_from_uploads(svc: Services, session: AsyncSession, user_id:
 async def list_job_views(session: AsyncSession, user_id: str, limit: int = 50, offset: int = 0, *,
                          status: str | None = None, created_since: datetime | None = None) -> list[dict[str, Any]]:
     """The user's jobs in `job_view`'s shape, newest first; deleted ones only when asked for by `status`.
-    Two plain queries and no ORM objects: the list is the API's busiest read."""
-    jobs, tasks = Job.__table__, LanguageTask.__table__
-    q = select(*(jobs.c[name] for name in _JOB_FIELDS)).where(
-        jobs.c.user_id == user_id, jobs.c.status == status if status else jobs.c.status != "deleted")
-    if created_since is not None:
-        q = q.where(jobs.c.created_at >= (created_since if created_since.tzinfo else created_since.replace(tzinfo=UTC)))
-    rows = (await session.execute(q.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
-                                  .limit(limit).offset(offset))).mappings().all()
+    Two plain queries, built once, on the session's connection, and no ORM objects: the list is the API's
+    busiest read (building the statements per call cost about a quarter of it)."""
+    page, languages_of = _list_statements(status is not None, created_since is not None)
+    since = created_since if created_since is None or created_since.tzinfo else created_since.replace(tzinfo=UTC)
+    conn = await session.connection()
+    rows = (await conn.execute(page, {"user": user_id, "status": status, "since": since, "limit": limit,
+                                      "offset": offset})).mappings().all()
     by_job: dict[str, list[Any]] = {r["id"]: [] for r in rows}
     if rows:
-        for t in (await session.execute(select(*(tasks.c[name] for name in _TASK_FIELDS))
-                                        .where(tasks.c.job_id.in_(list(by_job)))
-                                        .order_by(tasks.c.language))).mappings():
+        for t in (await conn.execute(languages_of, {"ids": list(by_job)})).mappings():
             by_job[t["job_id"]].append(t)
     return [_shape(r, by_job[r["id"]]) for r in rows]
+
+
+@functools.cache
+def _list_statements(by_status: bool, by_date: bool) -> tuple[Select[Any], Select[Any]]:
+    """A page of jobs (filtered as asked) and the languages of some jobs, with their values as parameters."""
+    jobs, tasks = Job.__table__, LanguageTask.__table__
+    page = select(*(jobs.c[name] for name in _JOB_FIELDS)).where(
+        jobs.c.user_id == bindparam("user"),
+        jobs.c.status == bindparam("status") if by_status else jobs.c.status != "deleted")
+    if by_date:
+        page = page.where(jobs.c.created_at >= bindparam("since", type_=Job.created_at.type))
+    page = (page.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+    languages_of = (select(*(tasks.c[name] for name in _TASK_FIELDS))
+                    .where(tasks.c.job_id.in_(bindparam("ids", expanding=True))).order_by(tasks.c.language))
+    return page, languages_of
 
 
 async def get_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
