@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import Settings
@@ -24,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8080)")
     s.add_argument("--no-worker", action="store_true", help="leave the queue to `dubstudio worker` processes")
+    s.add_argument("--api-only", action="store_true", help="serve the JSON API without the studio's pages (always "
+                   "so on an interface other than loopback)")
+    s.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="API processes to answer requests (default 1; more than 1 serves the API only)")
     sub.add_parser("worker", help="run a queue consumer process")
     d = sub.add_parser("dub", help="dub one file from the command line")
     d.add_argument("file", type=Path)
@@ -79,21 +84,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from nicegui import ui
-
-    from .app import build
-
     host, port = args.host or settings.host, args.port or settings.port
     local_only = _is_loopback(host)
     if not local_only and settings.auth == "local" and settings.api_token is None:
         raise ConfigError(f"Serving on {host} would open dubstudio to other machines without auth configured.",
                           hint="Set DUBSTUDIO_AUTH=supabase (with DUBSTUDIO_SUPABASE_URL), or DUBSTUDIO_API_TOKEN; "
                           "or serve on 127.0.0.1.")
-    build(settings, consumer=not args.no_worker, studio=local_only)
-    print(f"dubstudio: serving on http://{host}:{port} (Ctrl-C to stop)"
-          + ("" if local_only else "; the API only: the studio's pages are for 127.0.0.1"), file=sys.stderr, flush=True)
-    ui.run(host=host, port=port, title="dubstudio", reload=False, show=not args.headless and settings.open_browser,
-           show_welcome_message=False, fastapi_docs=True, uvicorn_logging_level="warning")
+    if args.processes < 1:
+        raise ConfigError(f"--processes {args.processes} is not a number of processes.", hint="Use 1 or more.")
+    studio = local_only and not args.api_only and args.processes == 1
+    n = args.processes
+    print(f"dubstudio: serving on http://{host}:{port} (Ctrl-C to stop)" + ("" if studio else
+          f"; the API only, in {n} process{'es' if n > 1 else ''}" + ("" if local_only else
+                                                                      ": the studio's pages are for 127.0.0.1")),
+          file=sys.stderr, flush=True)
+    if studio:
+        from nicegui import ui
+
+        from .app import build
+
+        build(settings, consumer=not args.no_worker)
+        ui.run(host=host, port=port, title="dubstudio", reload=False, show=not args.headless and settings.open_browser,
+               show_welcome_message=False, fastapi_docs=True, uvicorn_logging_level="warning")
+        return 0
+    import uvicorn
+
+    from .app import Duties, api_app
+
+    options: dict[str, Any] = dict(host=host, port=port, log_level="warning", access_log=False)
+    if args.processes == 1:
+        uvicorn.run(api_app(settings, consumer=not args.no_worker), **options)
+        return 0
+    stop = Duties.in_thread(settings, consumer=not args.no_worker)
+    try:  # the API processes each make their app from the environment, as this process read its settings
+        uvicorn.run("dubstudio.app:worker_app", factory=True, workers=args.processes, **options)
+    finally:
+        stop()
     return 0
 
 

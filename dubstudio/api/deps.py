@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ..services import Services
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:  # async: FastAPI would run a plain def in a thread
     svc: Services = request.app.state.services
     return svc
 

@@ -128,14 +128,15 @@ async def estimate(user: CurrentUser, svc: ServicesDep,
 
 
 @router.get("/jobs", response_model=JobList, tags=["jobs"])
-async def list_jobs(user: CurrentUser, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+async def list_jobs(user: CurrentUser, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
                     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
                     created_since: Annotated[datetime | None, Query(description="Only jobs created at or after "
                                                                     "this time (ISO 8601).")] = None,
                     ) -> Response:
     """The caller's jobs, newest first, a page at a time (deleted ones only when asked by `status`)."""
-    jobs = await actions.list_job_views(session, user, limit + 1, offset, status=status, created_since=created_since)
+    jobs = await svc.db.read(actions.list_job_views, user, limit + 1, offset, status=status,
+                             created_since=created_since)
     more = len(jobs) > limit
     # Encoded at once: these dicts are already the schema's shape (the busiest read skips revalidation).
     return Response(orjson.dumps({"jobs": jobs[:limit], "limit": limit, "offset": offset,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -79,6 +79,14 @@ def make_engine(url: str | URL, *, connect_args: dict[str, Any] | None = None, *
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(u, connect_args=dict(connect_args or {}), **kwargs)
+
+
+def make_sync_engine(url: str | URL) -> Engine:
+    """A sync engine on the same SQLite file as an async one (``Database.read``), with the same pragmas."""
+    u = make_url(url)
+    engine = create_engine(u.set(drivername="sqlite"), connect_args={"timeout": 30})
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

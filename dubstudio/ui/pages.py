@@ -448,9 +448,10 @@ class JobBoard:
         self.busy = False
 
     async def _views(self) -> list[dict[str, Any]]:
+        views = await self.svc.db.read(actions.list_job_views, LOCAL_USER_ID)
         async with self.svc.db.session() as s:
             out = []
-            for view in await actions.list_job_views(s, LOCAL_USER_ID):
+            for view in views:
                 card = self.cards.get(view["id"])
                 if _needs_artifacts(view) and (card is None or card.view != view):
                     view = actions.job_view(await actions.get_job(s, LOCAL_USER_ID, view["id"]), detail=True)

@@ -114,3 +114,32 @@ def test_the_editor_routes(server: Server, env: dict[str, str]) -> None:
     events = client.get(f"/api/v1/jobs/{job['id']}/events?after={events_before[-1]['id']}&limit=1000").json()
     assert not [e for e in events["events"] if e["kind"] == "vendor_call"]
     assert any(e["kind"] == "stage_done" and e["message"] == "deliver reused" for e in events["events"])
+
+
+def test_the_api_alone_in_several_processes(env: dict[str, str]) -> None:
+    server = Server(env, "--api-only", "--processes", "2").start()
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        listed = Path(f"/proc/{pid}/task/{pid}/children")
+        children = listed.read_text().split() if listed.exists() else []  # Linux only
+        assert len(children) in (0, 2), children  # the parent supervises two API processes
+        auth = {"Authorization": f"Bearer {token(env)}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
+            for _ in range(20):  # whichever process answers, the same records
+                assert client.get("/api/v1/jobs").json()["jobs"] == []
+            page = client.get("/")  # no studio pages: the API's own 404
+            assert page.status_code == 404 and page.json()["error"]["code"] == "not_found", page.text
+            assert client.get("/docs").status_code == 200
+            assert client.get("/openapi.json").json()["info"]["title"] == "dubstudio"
+        assert server.interrupt() < 15
+        time.sleep(0.5)
+        assert not [c for c in children if Path(f"/proc/{c}").exists()], "an API process outlived the server"
+    finally:
+        server.stop()
+
+
+def test_processes_must_be_a_count(env: dict[str, str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "dubstudio", "serve", "--headless", "--processes", "0", "--port",
+                          "1"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("error: --processes 0"), out.stderr

@@ -44,11 +44,12 @@ def supabase() -> Iterator[FakeSupabase]:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory, supabase: FakeSupabase,
           fake_openai_server: tuple[FakeOpenAI, str]) -> Iterator[tuple[Server, dict[str, Any]]]:
-    """A Supabase-mode server with one finished job of USER_ID; download links live 3 s."""
+    """A Supabase-mode server (the API alone, in two processes) with one finished job of USER_ID; download
+    links live 3 s."""
     env = base_env(tmp_path_factory.mktemp("cloud"), fake_openai_server[1])
     env.update(DUBSTUDIO_AUTH="supabase", DUBSTUDIO_STORAGE="supabase", DUBSTUDIO_SUPABASE_URL=supabase.url,
                DUBSTUDIO_SUPABASE_KEY=SERVICE_KEY, DUBSTUDIO_SUPABASE_BUCKET=BUCKET, DUBSTUDIO_DOWNLOAD_URL_TTL="3")
-    server = Server(env).start()
+    server = Server(env, "--api-only", "--processes", "2").start()
     try:
         headers = {"Authorization": f"Bearer {supabase.token(USER_ID)}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:

@@ -1,9 +1,10 @@
 """A web frontend's whole flow against `dubstudio serve --headless`, with httpx as the frontend: upload a
 voice and a background track to signed URLs, create a job in two languages, poll it to done, download
 each deliverable once (a second use is refused), delete it now (its files are gone, it says deleted).
-Once in local mode (the local token, files in the data folder, URLs signed by the app) and once in
-Supabase mode against the loopback stand-in (a user's ES256 JWT checked through the JWKS, files in the
-bucket, uploads straight to it, downloads redirected to it)."""
+Once in local mode (the local token, files in the data folder, URLs signed by the app; the studio's
+server) and once in Supabase mode against the loopback stand-in (a user's ES256 JWT checked through the
+JWKS, files in the bucket, uploads straight to it, downloads redirected to it; the API alone in two
+processes, with the queue's consumer in their parent, as a server for web frontends runs)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def supabase() -> Iterator[FakeSupabase]:
 @pytest.fixture(params=["local", "supabase"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def server(mode: str, env: dict[str, str]) -> Iterator[Server]:
+    s = Server(env, *(["--api-only", "--processes", "2"] if mode == "supabase" else [])).start()
+    yield s
+    s.stop()
 
 
 @pytest.fixture

@@ -14,14 +14,17 @@ from tests.fakes.servers import free_port
 
 
 class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port = env, free_port()
+    """`options`: more of serve's options, e.g. `--api-only --processes 2` (the web frontend's server)."""
+
+    def __init__(self, env: dict[str, str], *options: str) -> None:
+        self.env, self.options, self.port = env, options, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "dubstudio", "serve", "--headless", "--port",
-                                      str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                      str(self.port), *self.options], env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""

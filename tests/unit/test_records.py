@@ -8,6 +8,7 @@ answers there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -396,8 +397,14 @@ async def test_sqlite_is_in_wal_mode_with_foreign_keys_on(tmp_path: Path) -> Non
         await engine.dispose()
 
 
-async def test_job_list_pages_filters_and_keeps_users_apart(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_job_list_pages_filters_and_keeps_users_apart(engine: AsyncEngine,
+                                                            sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Through Database.read: inline with the sync driver on SQLite, through run_sync on PostgreSQL."""
     from dubstudio.actions import job_view, list_job_views
+    from dubstudio.runtime import Database
+
+    db = Database(engine)
+    jobs = functools.partial(db.read, list_job_views)
 
     ada, bob = await _add_user(sessions, "ada@example.com"), await _add_user(sessions, "bob@example.com")
     start = datetime(2026, 3, 1, tzinfo=UTC)
@@ -410,19 +417,19 @@ async def test_job_list_pages_filters_and_keeps_users_apart(sessions: async_sess
         session.add(_job(bob, created_at=start + timedelta(hours=3)))
 
     async with sessions() as session:
-        names = [[v["source_filename"] for v in await list_job_views(session, ada.id, 2, offset)]
+        names = [[v["source_filename"] for v in await jobs(ada.id, 2, offset)]
                  for offset in (0, 2, 4, 6)]
         assert names == [["clip-5.mp4", "clip-4.mp4"], ["clip-3.mp4", "clip-2.mp4"],
                          ["clip-1.mp4", "clip-0.mp4"], []]  # newest first, the deleted one left out
-        failed = await list_job_views(session, ada.id, status="failed")
+        failed = await jobs(ada.id, status="failed")
         assert [v["source_filename"] for v in failed] == ["clip-3.mp4", "clip-0.mp4"]
-        deleted = await list_job_views(session, ada.id, status="deleted")
+        deleted = await jobs(ada.id, status="deleted")
         assert [v["source_filename"] for v in deleted] == ["clip-6.mp4"]
         naive_since = datetime(2026, 3, 1, 4)  # read as UTC
-        recent = await list_job_views(session, ada.id, created_since=naive_since, status="done")
+        recent = await jobs(ada.id, created_since=naive_since, status="done")
         assert [v["source_filename"] for v in recent] == ["clip-5.mp4", "clip-4.mp4"]
-        assert await list_job_views(session, ada.id, created_since=start + timedelta(days=1)) == []
-        [bobs] = await list_job_views(session, bob.id)
+        assert await jobs(ada.id, created_since=start + timedelta(days=1)) == []
+        [bobs] = await jobs(bob.id)
 
         # The list's shape is the job view's (the API documents one schema for both).
         job = (await session.execute(select(Job).where(Job.id == failed[0]["id"])
@@ -430,3 +437,4 @@ async def test_job_list_pages_filters_and_keeps_users_apart(sessions: async_sess
         assert failed[0] == job_view(job)
         assert failed[0]["languages"]["fr"]["progress"] == 0.25 and list(failed[0]["languages"]) == ["de", "fr"]
         assert bobs["id"] not in {v["id"] for page in (failed, deleted, recent) for v in page}
+    await db.close()
