@@ -215,13 +215,17 @@ def _purge(settings: Settings, older_than: str | None, dry_run: bool) -> int:
             await svc.db.close()
             svc.close()
 
-    jobs = asyncio.run(go())
-    for job in jobs:
-        print(f"{'would delete' if dry_run else 'deleted'} {job.id} {job.filename} "
-              f"({job.status}, finished {job.finished_at:%Y-%m-%d %H:%M} UTC)")
+    gone = asyncio.run(go())
+    jobs = [p for p in gone if p.kind == "job"]
+    for p in gone:
+        print(f"{'would delete' if dry_run else 'deleted'} {p.id} {p.filename} " + (
+            f"({p.status}, finished {p.finished_at:%Y-%m-%d %H:%M} UTC)" if p.kind == "job" else
+            f"(an upload no job took, from {p.finished_at:%Y-%m-%d %H:%M} UTC)"))
     hours = age.total_seconds() / 3600
-    print(f"{len(jobs)} finished job(s) older than {hours:g} h {'would be' if dry_run else 'were'} deleted.",
-          file=sys.stderr)
+    verb = "would be" if dry_run else "were"
+    print(f"{len(jobs)} finished job(s) older than {hours:g} h {verb} deleted.", file=sys.stderr)
+    if len(gone) > len(jobs):
+        print(f"{len(gone) - len(jobs)} unused upload(s) older than {hours:g} h {verb} deleted.", file=sys.stderr)
     return 0
 
 

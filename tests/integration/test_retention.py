@@ -13,9 +13,10 @@ from sqlalchemy import update
 
 from dubstudio import actions, cli
 from dubstudio.config import Settings, write_saved
-from dubstudio.db.models import Job, utcnow
+from dubstudio.db.models import Job, Upload, new_id, utcnow
 from dubstudio.retention import parse_age
 from dubstudio.runtime import Database, prepare
+from dubstudio.storage.signed import upload_key
 from tests.conftest import JFK
 
 
@@ -85,6 +86,54 @@ def test_purge_deletes_only_old_finished_jobs(isolated_env: Path, capsys: pytest
 
     assert cli.main(["purge", "--older-than", "soon"]) == 2
     assert "not an age" in capsys.readouterr().err
+
+
+async def _upload(status: str, hours_ago: float) -> str:
+    """An upload record `hours_ago` old, its file in storage."""
+    settings = Settings()
+    storage = await asyncio.to_thread(prepare, settings)
+    upload_id = new_id()
+    key = upload_key(upload_id, "source", "talk.flac")
+    (storage.root / key).parent.mkdir(parents=True)
+    (storage.root / key).write_bytes(JFK.read_bytes())
+    db = Database.connect(settings)
+    try:
+        async with db.session() as s, s.begin():
+            s.add(Upload(id=upload_id, user_id="local", kind="source", filename="talk.flac", size=1, path=key,
+                         status=status, created_at=utcnow() - timedelta(hours=hours_ago)))
+    finally:
+        await db.close()
+    return upload_id
+
+
+async def _upload_status(upload_id: str) -> str:
+    db = Database.connect(Settings())
+    try:
+        async with db.session() as s:
+            upload = await s.get(Upload, upload_id)
+            assert upload is not None
+            return upload.status
+    finally:
+        await db.close()
+
+
+def test_purge_deletes_uploads_no_job_took(isolated_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sent, never_sent, used = (asyncio.run(_upload(status, 50)) for status in ("uploaded", "pending", "consumed"))
+    recent = asyncio.run(_upload("uploaded", 1))
+    uploads = isolated_env / "storage" / "uploads"
+
+    assert cli.main(["purge", "--older-than", "48h", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert sorted(line.split()[2] for line in out.out.splitlines()) == sorted([sent, never_sent])
+    assert "2 unused upload(s) older than 48 h would be deleted." in out.err
+    assert (uploads / sent).is_dir()
+
+    assert cli.main(["purge", "--older-than", "48h"]) == 0
+    assert "2 unused upload(s) older than 48 h were deleted." in capsys.readouterr().err
+    for upload_id in (sent, never_sent):
+        assert asyncio.run(_upload_status(upload_id)) == "deleted" and not (uploads / upload_id).exists()
+    for upload_id, status in ((used, "consumed"), (recent, "uploaded")):
+        assert asyncio.run(_upload_status(upload_id)) == status and (uploads / upload_id).is_dir()
 
 
 @pytest.fixture
