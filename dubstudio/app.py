@@ -5,8 +5,8 @@
   fixture, which clears routes between tests, gets them back each time its main file runs.
 - `api_app(settings)`: the API alone on a plain FastAPI app, for a server that web frontends use. It
   skips NiceGUI's middlewares (three of them wrap every request in a task group of their own: 5x the cost
-  of `/health`), and it can run in several processes (`serve --processes N`): `worker_app` is the app of
-  each of those, and `Duties.in_thread` does their shared duties once, in the parent.
+  of `/health`), and it can run in several processes (`serve --processes N`, `processes.py`): `worker_app`
+  is the app of each of those, and `Duties.in_thread` does their shared duties once, in the parent.
 """
 
 from __future__ import annotations
@@ -195,5 +195,8 @@ def api_app(settings: Settings, *, consumer: bool | None = True) -> FastAPI:
 
 def worker_app() -> FastAPI:
     """One of `serve --processes N`'s API processes (uvicorn's factory): settings from the environment,
-    duties left to the parent."""
+    duties left to the parent, gone when the parent is."""
+    from .processes import end_with_parent
+
+    end_with_parent()
     return api_app(Settings(), consumer=None)

@@ -9,7 +9,6 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .config import Settings
@@ -107,19 +106,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ui.run(host=host, port=port, title="dubstudio", reload=False, show=not args.headless and settings.open_browser,
                show_welcome_message=False, fastapi_docs=True, uvicorn_logging_level="warning")
         return 0
+    if args.processes > 1:
+        from .processes import serve
+
+        return serve(settings, host, port, args.processes, consumer=not args.no_worker)
     import uvicorn
 
-    from .app import Duties, api_app
+    from .app import api_app
+    from .processes import UVICORN
 
-    options: dict[str, Any] = dict(host=host, port=port, log_level="warning", access_log=False)
-    if args.processes == 1:
-        uvicorn.run(api_app(settings, consumer=not args.no_worker), **options)
-        return 0
-    stop = Duties.in_thread(settings, consumer=not args.no_worker)
-    try:  # the API processes each make their app from the environment, as this process read its settings
-        uvicorn.run("dubstudio.app:worker_app", factory=True, workers=args.processes, **options)
-    finally:
-        stop()
+    uvicorn.run(api_app(settings, consumer=not args.no_worker), host=host, port=port, **UVICORN)
     return 0
 
 

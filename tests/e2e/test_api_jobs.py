@@ -3,6 +3,7 @@ where it stopped; CORS answers only the configured origins; a server on another 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -116,31 +117,65 @@ def test_the_editor_routes(server: Server, env: dict[str, str]) -> None:
     assert any(e["kind"] == "stage_done" and e["message"] == "deliver reused" for e in events["events"])
 
 
+def api_processes(server: Server) -> list[str]:
+    """The API processes `serve --processes N` runs (Linux: from /proc; elsewhere none are listed)."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    listed = Path(f"/proc/{pid}/task/{pid}/children")
+    children = listed.read_text().split() if listed.exists() else []
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def gone(pids: list[str], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while [p for p in pids if Path(f"/proc/{p}").exists()]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_the_api_alone_in_several_processes(env: dict[str, str]) -> None:
     server = Server(env, "--api-only", "--processes", "2").start()
     try:
-        assert server.proc is not None
-        pid = server.proc.pid
-        listed = Path(f"/proc/{pid}/task/{pid}/children")
-        children = listed.read_text().split() if listed.exists() else []  # Linux only
-        api = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-        assert len(api) == (2 if children else 0), children  # the parent supervises two API processes
+        api = api_processes(server)
+        assert len(api) == (2 if sys.platform == "linux" else 0), api
         auth = {"Authorization": f"Bearer {token(env)}"}
+        for _ in range(20):  # new connections, spread over the processes: the same records from each
+            assert httpx.get(f"{server.url}/api/v1/jobs", headers=auth, timeout=10).json()["jobs"] == []
         with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
-            for _ in range(20):  # whichever process answers, the same records
-                assert client.get("/api/v1/jobs").json()["jobs"] == []
             assert client.get("/").status_code == 404  # no studio pages
             nothing = client.get("/api/v1/nothing")
             assert nothing.status_code == 404 and nothing.json()["error"]["code"] == "not_found", nothing.text
             assert client.get("/docs").status_code == 200
             assert client.get("/openapi.json").json()["info"]["title"] == "dubstudio"
         assert server.interrupt() < 15
-        assert not [c for c in api if Path(f"/proc/{c}").exists()], "an API process outlived the server"
+        assert gone(api, within=1), "an API process outlived the server"
     finally:
         server.stop()
 
 
-def test_processes_must_be_a_count(env: dict[str, str]) -> None:
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the processes from /proc")
+def test_api_processes_end_with_a_killed_server(env: dict[str, str]) -> None:
+    server = Server(env, "--api-only", "--processes", "2").start()
+    try:
+        api = api_processes(server)
+        server.stop()  # SIGKILL: the parent cannot stop them; they notice within a second or two
+        assert gone(api, within=10), "orphaned API processes still hold the port"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", server.port))  # free again
+    finally:
+        server.stop()
+
+
+def test_processes_must_be_a_count_and_the_port_free(env: dict[str, str]) -> None:
     out = subprocess.run([sys.executable, "-m", "dubstudio", "serve", "--headless", "--processes", "0", "--port",
                           "1"], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and out.stderr.startswith("error: --processes 0"), out.stderr
+    assert out.returncode == 2 and "error: --processes 0 is not a number of processes" in out.stderr, out.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        out = subprocess.run([sys.executable, "-m", "dubstudio", "serve", "--headless", "--processes", "2", "--port",
+                              port], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and f"127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr, out.stderr
