@@ -17,9 +17,9 @@ import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI
+from huey.consumer import Consumer
 
 from . import __version__, modes, retention
 from .api import errors as api_errors
@@ -63,7 +63,7 @@ class Duties:
     def __init__(self, svc: Services, *, consumer: bool) -> None:
         self.svc, self.consumer = svc, consumer
         self._stopping = threading.Event()
-        self._consumer: Any = None
+        self._consumer: Consumer | None = None
         self._sweeps: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
