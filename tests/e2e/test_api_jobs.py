@@ -1,5 +1,6 @@
 """Job control through a running server: cancel stops a running job within seconds and retry goes on from
-where it stopped; CORS answers only the configured origins; a server on another interface needs auth."""
+where it stopped; CORS answers only the configured origins; a server on another interface needs auth; the
+API alone in several processes answers from each, and its processes end with the server."""
 
 from __future__ import annotations
 
