@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -194,9 +195,9 @@ def api_app(settings: Settings, *, consumer: bool | None = True) -> FastAPI:
 
 
 def worker_app() -> FastAPI:
-    """One of `serve --processes N`'s API processes (uvicorn's factory): settings from the environment,
-    duties left to the parent, gone when the parent is."""
+    """One of `serve --processes N`'s API processes as uvicorn's workers run them (not on Linux: see
+    processes.py): settings from the environment, duties left to the parent, gone when the parent is."""
     from .processes import end_with_parent
 
-    end_with_parent()
+    end_with_parent(os.getppid())
     return api_app(Settings(), consumer=None)

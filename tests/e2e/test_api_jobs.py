@@ -1,9 +1,11 @@
 """Job control through a running server: cancel stops a running job within seconds and retry goes on from
 where it stopped; CORS answers only the configured origins; a server on another interface needs auth; the
-API alone in several processes answers from each, and its processes end with the server."""
+API alone in several processes shares connections evenly between them, and its processes end with the server."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -127,6 +129,19 @@ def api_processes(server: Server) -> list[str]:
     return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
+def connections(pid: str, port: int) -> int:
+    """The TCP connections to `port` that process `pid` holds open (Linux)."""
+    inodes = {os.readlink(fd)[8:-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
+              if os.readlink(fd).startswith("socket:[")}
+    held = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()  # local address (hex ip:port), remote, state, ..., inode
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01" and fields[9] in inodes:
+                held += 1
+    return held
+
+
 def gone(pids: list[str], within: float) -> bool:
     deadline = time.monotonic() + within
     while [p for p in pids if Path(f"/proc/{p}").exists()]:
@@ -142,8 +157,13 @@ def test_the_api_alone_in_several_processes(env: dict[str, str]) -> None:
         api = api_processes(server)
         assert len(api) == (2 if sys.platform == "linux" else 0), api
         auth = {"Authorization": f"Bearer {token(env)}"}
-        for _ in range(20):  # new connections, spread over the processes: the same records from each
-            assert httpx.get(f"{server.url}/api/v1/jobs", headers=auth, timeout=10).json()["jobs"] == []
+        with contextlib.ExitStack() as stack:  # 16 keep-alive connections: as many for each process
+            clients = [stack.enter_context(httpx.Client(base_url=server.url, headers=auth, timeout=10))
+                       for _ in range(16)]
+            for client in clients:
+                assert client.get("/api/v1/jobs").json()["jobs"] == []
+            if sys.platform == "linux":
+                assert [connections(pid, server.port) for pid in api] == [8, 8]
         with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
             assert client.get("/").status_code == 404  # no studio pages
             nothing = client.get("/api/v1/nothing")
