@@ -66,7 +66,9 @@ def _supervise(host: str, port: int, processes: int) -> int:
     ctx = multiprocessing.get_context("spawn")
     channels, children = [], []
     for i in range(processes):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)  # datagrams: one connection each
+        # A stream: its buffer queues thousands of connections (a datagram pair queues 10 on Linux).
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.settimeout(10)  # a process that stopped reading costs a connection, not the server
         children.append(ctx.Process(target=_api_process, args=(theirs, os.getpid()), name=f"dubstudio-api-{i}"))
         children[-1].start()
         theirs.close()
@@ -113,11 +115,15 @@ def _api_process(channel: socket.socket, parent: int) -> None:
 
         def adopt(self) -> None:
             with contextlib.suppress(BlockingIOError):
-                _, fds, _, _ = socket.recv_fds(channel, 1, 1)
-                for fd in fds:
-                    task = asyncio.ensure_future(self.serve_connection(socket.socket(fileno=fd)))
-                    self.server_state.tasks.add(task)  # kept, and awaited on shutdown, as uvicorn's own
-                    task.add_done_callback(self.server_state.tasks.discard)
+                while True:  # one byte per connection, its socket attached
+                    byte, fds, _, _ = socket.recv_fds(channel, 1, 1)
+                    if not byte:
+                        asyncio.get_running_loop().remove_reader(channel.fileno())  # the parent is gone
+                        return
+                    for fd in fds:
+                        task = asyncio.ensure_future(self.serve_connection(socket.socket(fileno=fd)))
+                        self.server_state.tasks.add(task)  # kept, and awaited on shutdown, as uvicorn's own
+                        task.add_done_callback(self.server_state.tasks.discard)
 
         async def serve_connection(self, sock: socket.socket) -> None:
             make: Any = self.config.http_protocol_class  # a protocol as uvicorn's startup makes them

@@ -408,9 +408,9 @@ class LanguagePanel:
             with self.page.client:
                 tell(exc, doing)
             return
+        await self.page.refresh(wait=True)  # first: the notice appears with the job shown queued again, not done
         with self.page.client:
             ui.notify(done, type="info")
-        await self.page.refresh()
 
     def line(self, n: int, row: dict[str, Any], version: str | None, draft: str | None, said: str | None) -> None:
         """One line; `said`: what the dub speaks, when the translator had to shorten the line to fit."""
@@ -501,7 +501,7 @@ class LanguagePanel:
                 self.previews[line_id] = heard
                 ui.notify(f"Line {number} is ready to hear in the dub; the downloads are being made again.",
                           type="positive")
-        await self.page.refresh()
+        await self.page.refresh(wait=True)
 
     async def retry(self) -> None:
         svc = self.page.svc
@@ -515,7 +515,7 @@ class LanguagePanel:
             return
         with self.page.client:
             ui.notify(f"Trying {self.name} again…", type="info")
-        await self.page.refresh()
+        await self.page.refresh(wait=True)
 
 
 class JobPage:
@@ -523,7 +523,7 @@ class JobPage:
         self.svc, self.id = svc, view["id"]
         self.client = ui.context.client  # where notices go after an await (the slot may be redrawn meanwhile)
         self.view: dict[str, Any] | None = None
-        self.busy = False
+        self.updating = asyncio.Lock()
         with ui.card().classes("w-full"):
             ui.label("Progress").classes("text-lg font-semibold").props("role=heading aria-level=2")
             self.head = ui.column().classes("w-full gap-1")
@@ -583,10 +583,15 @@ class JobPage:
                 download_buttons(view, None)
         self.view = view
 
-    async def refresh(self) -> None:
-        if self.busy:
+    async def refresh(self, *, wait: bool = False) -> None:
+        """The page brought up to date. The timer's call is skipped while one is under way; an edit's waits
+        for it and updates the page after its change."""
+        if self.updating.locked() and not wait:
             return
-        self.busy = True
+        async with self.updating:
+            await self.update()
+
+    async def update(self) -> None:
         try:
             view = await load_view(self.svc, self.id)
             if view != self.view:
@@ -600,8 +605,6 @@ class JobPage:
                 ui.label("This job is gone: it was deleted.").classes("text-negative").mark("job-error")
         except Exception:
             log.warning("could not bring the page of job %s up to date", self.id, exc_info=True)
-        finally:
-            self.busy = False
 
 
 def register() -> None:
