@@ -140,8 +140,8 @@ def _api_process(channel: socket.socket, parent: int) -> None:
 
 def end_with_parent(parent: int) -> None:
     """In an API process: stop (gracefully, as on SIGTERM) once the parent is gone, even if it was killed
-    and could not stop us; orphans would hold the port. `parent` is given, not read here: it may be gone
-    already."""
+    and could not stop us; orphans would linger with their connections. `parent` is given, not read here:
+    it may be gone already."""
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -182,7 +182,7 @@ def test_api_processes_end_with_a_killed_server(env: dict[str, str]) -> None:
     try:
         api = api_processes(server)
         server.stop()  # SIGKILL: the parent cannot stop them; they notice within a second or two
-        assert gone(api, within=10), "orphaned API processes still hold the port"
+        assert gone(api, within=10), "orphaned API processes linger"
         with socket.socket() as s:
             s.bind(("127.0.0.1", server.port))  # free again
     finally:
