@@ -27,9 +27,12 @@ SOURCE = MEDIA / "speech-26s.wav"
 OUTPUTS = ("es/dub.wav", "es/dub.m4a", "es/voice.wav", "es/captions.srt", "fr/dub.wav", "fr/captions.vtt")
 
 
-def worker(log: Path) -> subprocess.Popen[bytes]:
+def worker(log: Path, stale_after: float = 60) -> subprocess.Popen[bytes]:
+    """`dubstudio worker`, requeueing jobs `stale_after` seconds without a heartbeat. Short only where a
+    dead worker's job must be found: on a loaded machine a live job's heartbeat can lag a second or two,
+    and a worker would requeue its own job (a full run here saw it: "queued" where "running" was due)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(DUBSTUDIO_STALE_AFTER="1", DUBSTUDIO_REQUEUE_EVERY="0.5")
+    env.update(DUBSTUDIO_STALE_AFTER=str(stale_after), DUBSTUDIO_REQUEUE_EVERY="0.5")
     return subprocess.Popen([sys.executable, "-m", "dubstudio", "worker"], env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
 
@@ -65,7 +68,7 @@ def test_sigkill_mid_job_then_resume(tmp_path: Path, fake_deepgram: FakeDeepgram
     before_kill, listened = answered(fake_deepgram), fake_deepgram.calls["listen"]
     fake_deepgram.reset()  # the held calls of the dead worker are dropped unanswered
 
-    second = worker(tmp_path / "worker.log")
+    second = worker(tmp_path / "worker.log", stale_after=5)
     try:
         deadline = time.monotonic() + 120
         while (job := asyncio.run(_get(settings, job_id))).status not in ("done", "failed"):
