@@ -131,8 +131,8 @@ def api_processes(server: Server) -> list[str]:
 
 def connections(pid: str, port: int) -> int:
     """The TCP connections to `port` that process `pid` holds open (Linux)."""
-    inodes = {os.readlink(fd)[8:-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
-              if os.readlink(fd).startswith("socket:[")}
+    links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    inodes = {link[8:-1] for link in links if link.startswith("socket:[")}  # "socket:[12345]"
     held = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
